@@ -1,0 +1,169 @@
+//! The communicator the trainer sees, and the [`Allreduce`] interface every gradient-combining
+//! algorithm fills in.
+//!
+//! [`Comm`] wraps `MPI_COMM_WORLD` with the few collectives the program needs outside the step
+//! loop (metric sums, gathers to rank 0, agreeing on errors). The gradient allreduce goes
+//! through an [`Allreduce`] object instead, so algorithms can be swapped and compared; each one
+//! reports the bytes and messages it sent, which the trainer records per step.
+
+pub mod library;
+
+use mpi::collective::SystemOperation;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+
+use crate::errors::{exit_code, ReportedElsewhere};
+use crate::real::Real;
+
+/// What one rank sent during one allreduce.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+/// Sum of `send` over all ranks, written into `recv` on every rank, with identical bits on
+/// every rank (the replicas' parameters must never drift apart).
+pub trait Allreduce<F: Real> {
+    fn allreduce_sum(&mut self, world: &SimpleCommunicator, send: &[F], recv: &mut [F]) -> Traffic;
+}
+
+/// The allreduce algorithms `--allreduce` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AllreduceKind {
+    /// The MPI library's own MPI_Allreduce.
+    Mpi,
+}
+
+impl AllreduceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AllreduceKind::Mpi => "mpi",
+        }
+    }
+
+    /// A fresh instance of the algorithm for element type `F`.
+    pub fn build<F: Real>(self) -> Box<dyn Allreduce<F>> {
+        match self {
+            AllreduceKind::Mpi => Box::new(library::LibraryAllreduce),
+        }
+    }
+
+    /// How the bytes and messages it reports are counted, for the run file.
+    pub fn traffic_counting(self) -> &'static str {
+        match self {
+            AllreduceKind::Mpi => {
+                "payload: bytes of the buffer handed to MPI_Allreduce, one message per call; \
+                 the library's own traffic is not observable"
+            }
+        }
+    }
+}
+
+/// `MPI_COMM_WORLD` and this process's place in it.
+pub struct Comm {
+    world: SimpleCommunicator,
+    rank: usize,
+    size: usize,
+}
+
+impl Comm {
+    pub fn new(world: SimpleCommunicator) -> Self {
+        let rank = world.rank() as usize;
+        let size = world.size() as usize;
+        Self { world, rank, size }
+    }
+
+    pub fn world(&self) -> &SimpleCommunicator {
+        &self.world
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.rank == 0
+    }
+
+    pub fn barrier(&self) {
+        self.world.barrier();
+    }
+
+    /// Element-wise sum over ranks, on every rank.
+    pub fn sum<T: Equivalence + Copy + Default>(&self, values: &[T]) -> Vec<T> {
+        self.all_reduce(values, SystemOperation::sum())
+    }
+
+    /// Element-wise maximum over ranks, on every rank.
+    pub fn max<T: Equivalence + Copy + Default>(&self, values: &[T]) -> Vec<T> {
+        self.all_reduce(values, SystemOperation::max())
+    }
+
+    /// Element-wise minimum over ranks, on every rank.
+    pub fn min<T: Equivalence + Copy + Default>(&self, values: &[T]) -> Vec<T> {
+        self.all_reduce(values, SystemOperation::min())
+    }
+
+    fn all_reduce<T: Equivalence + Copy + Default>(
+        &self,
+        values: &[T],
+        op: SystemOperation,
+    ) -> Vec<T> {
+        let mut out = vec![T::default(); values.len()];
+        self.world.all_reduce_into(values, &mut out[..], op);
+        out
+    }
+
+    /// Every rank's `values` (all of the same length), concatenated in rank order on rank 0;
+    /// `None` elsewhere.
+    pub fn gather<T: Equivalence + Copy + Default>(&self, values: &[T]) -> Option<Vec<T>> {
+        let root = self.world.process_at_rank(0);
+        if self.is_root() {
+            let mut all = vec![T::default(); values.len() * self.size];
+            root.gather_into_root(values, &mut all[..]);
+            Some(all)
+        } else {
+            root.gather_into(values);
+            None
+        }
+    }
+
+    /// Every rank's string on rank 0 (cut to 255 bytes, enough for host names).
+    pub fn gather_strings(&self, value: &str) -> Option<Vec<String>> {
+        const WIDTH: usize = 256;
+        let mut padded = [0u8; WIDTH];
+        let bytes = &value.as_bytes()[..value.len().min(WIDTH - 1)];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        self.gather(&padded).map(|all| {
+            all.chunks(WIDTH)
+                .map(|c| {
+                    let end = c.iter().position(|&b| b == 0).unwrap_or(WIDTH);
+                    String::from_utf8_lossy(&c[..end]).into_owned()
+                })
+                .collect()
+        })
+    }
+
+    /// Collective: every rank brings its own outcome and all leave with the job's. If any rank
+    /// failed, the lowest failing rank returns its error (for `main` to print) and every other
+    /// rank returns [`ReportedElsewhere`] with the worst exit code, so the job stops cleanly,
+    /// printing one message, with no rank left waiting.
+    pub fn agree<T>(&self, local: anyhow::Result<T>) -> anyhow::Result<T> {
+        let code = local.as_ref().err().map_or(0, exit_code);
+        let failing_rank = if code > 0 { self.rank as u64 } else { u64::MAX };
+        let worst = self.max(&[code])[0];
+        if worst == 0 {
+            return local;
+        }
+        let first_failing = self.min(&[failing_rank])[0];
+        match local {
+            Err(error) if first_failing == self.rank as u64 => Err(error),
+            _ => Err(ReportedElsewhere(worst).into()),
+        }
+    }
+}

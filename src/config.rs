@@ -1,0 +1,392 @@
+//! Command line -> validated [`Config`], before any MPI work.
+//!
+//! Two stages, as in ripgrep: [`TrainArgs`] is what the user typed (clap), [`Config`] the
+//! settings with defaults resolved and every value checked. Checks that need the number of
+//! ranks (batch >= ranks) happen after MPI starts, in [`crate::data::partition::BatchPlan`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::comm::AllreduceKind;
+use crate::errors::usage;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mpi-sgd",
+    version,
+    about = "Synchronous data-parallel SGD over MPI, built to measure how training scales",
+    long_about = "Synchronous data-parallel SGD over MPI, built to measure how training scales.\n\n\
+                  Launch with an MPI launcher, e.g. `mpirun -n 8 mpi-sgd train --out run.h5`."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model with synchronous data-parallel SGD (run under mpirun or srun).
+    Train(TrainArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    /// Binary logistic regression.
+    Logistic,
+    /// Multinomial (softmax) regression.
+    Softmax,
+    /// ReLU multi-layer perceptron with a softmax output.
+    Mlp,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Logistic => "logistic",
+            ModelKind::Softmax => "softmax",
+            ModelKind::Mlp => "mlp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F64 => "f64",
+        }
+    }
+}
+
+/// Options of `mpi-sgd train`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Model to train.
+    #[arg(long, value_enum, default_value_t = ModelKind::Logistic)]
+    pub model: ModelKind,
+    /// Hidden layer widths of the MLP, comma-separated [default: 128,64].
+    #[arg(long, value_delimiter = ',', value_name = "W1,W2,...")]
+    pub hidden: Option<Vec<usize>>,
+    /// Training data: `synthetic` (generated per rank from the seed).
+    #[arg(long, default_value = "synthetic", value_name = "synthetic")]
+    pub data: String,
+    /// Training rows (the global data set).
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub samples: usize,
+    /// Features per row.
+    #[arg(long, default_value_t = 20, value_name = "D")]
+    pub features: usize,
+    /// Classes (softmax, mlp; logistic is binary) [default: 10].
+    #[arg(long, value_name = "K")]
+    pub classes: Option<usize>,
+    /// Test rows, drawn from the same distribution, disjoint from the training rows.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub test_samples: usize,
+    /// Probability that a synthetic binary label is flipped (logistic data only).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_name = "P"
+    )]
+    pub label_noise: f64,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 8, value_name = "E")]
+    pub epochs: usize,
+    /// GLOBAL batch size: rows per step summed over all ranks.
+    #[arg(long, default_value_t = 8192, value_name = "B")]
+    pub batch: usize,
+    /// Learning rate.
+    #[arg(
+        long,
+        default_value_t = 0.1,
+        value_name = "X",
+        allow_negative_numbers = true
+    )]
+    pub lr: f64,
+    /// Momentum (0 for plain SGD).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_name = "M"
+    )]
+    pub momentum: f64,
+    /// L2 penalty (weight decay) on every parameter.
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_name = "X"
+    )]
+    pub l2: f64,
+    /// Epochs of linear learning-rate warm-up (may be fractional).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_name = "W"
+    )]
+    pub warmup_epochs: f64,
+    /// Allreduce algorithm that combines the gradients.
+    #[arg(long, value_enum, default_value_t = AllreduceKind::Mpi)]
+    pub allreduce: AllreduceKind,
+    /// Floating-point type of data, parameters and gradients.
+    #[arg(long, value_enum, default_value_t = Dtype::F64)]
+    pub dtype: Dtype,
+    /// Seed of the data, the initial parameters and everything random.
+    #[arg(long, default_value_t = 42, value_name = "S")]
+    pub seed: u64,
+    /// HDF5 run file to write (format mpi-sgd/1).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing run file.
+    #[arg(long)]
+    pub force: bool,
+    /// Also log the global loss every this many steps (0: once per epoch only).
+    #[arg(long, default_value_t = 0, value_name = "STEPS")]
+    pub log_every: usize,
+}
+
+/// Validated settings of a training run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub model: ModelKind,
+    /// Hidden widths (empty unless `model` is mlp).
+    pub hidden: Vec<usize>,
+    pub samples: usize,
+    pub features: usize,
+    /// 2 for logistic.
+    pub classes: usize,
+    pub test_samples: usize,
+    pub label_noise: f64,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub l2: f64,
+    pub warmup_epochs: f64,
+    pub allreduce: AllreduceKind,
+    pub dtype: Dtype,
+    pub seed: u64,
+    pub out: Option<PathBuf>,
+    pub force: bool,
+    pub log_every: usize,
+}
+
+/// A value of a resolved option, as stored in the run file's `/config` attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Setting {
+    Text(String),
+    Int(u64),
+    Float(f64),
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Setting::Text(s) => f.write_str(s),
+            Setting::Int(v) => write!(f, "{v}"),
+            Setting::Float(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+const DEFAULT_HIDDEN: [usize; 2] = [128, 64];
+const DEFAULT_CLASSES: usize = 10;
+
+impl Config {
+    pub fn from_args(args: TrainArgs) -> anyhow::Result<Self> {
+        if args.data != "synthetic" {
+            return Err(usage(format!(
+                "--data {}: this build trains on synthetic data only; use --data synthetic",
+                args.data
+            )));
+        }
+        let hidden = match (args.model, args.hidden) {
+            (ModelKind::Mlp, hidden) => hidden.unwrap_or(DEFAULT_HIDDEN.to_vec()),
+            (_, None) => Vec::new(),
+            (model, Some(_)) => {
+                return Err(usage(format!(
+                    "--hidden applies to --model mlp only, not {}",
+                    model.name()
+                )))
+            }
+        };
+        if hidden.contains(&0) {
+            return Err(usage(
+                "--hidden: every layer width must be at least 1, e.g. --hidden 128,64",
+            ));
+        }
+        let classes = match (args.model, args.classes) {
+            (ModelKind::Logistic, None | Some(2)) => 2,
+            (ModelKind::Logistic, Some(k)) => {
+                return Err(usage(format!(
+                    "--classes {k}: logistic regression is binary; use --model softmax or mlp for {k} classes"
+                )))
+            }
+            (_, k) => k.unwrap_or(DEFAULT_CLASSES),
+        };
+        let positive = [
+            ("--samples", args.samples),
+            ("--features", args.features),
+            ("--epochs", args.epochs),
+            ("--batch", args.batch),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(usage(format!("{name} must be at least 1")));
+            }
+        }
+        if classes < 2 {
+            return Err(usage(format!(
+                "--classes {classes}: need at least 2 classes"
+            )));
+        }
+        if !(args.lr.is_finite() && args.lr > 0.0) {
+            return Err(usage(format!(
+                "--lr {}: the learning rate must be a positive finite number",
+                args.lr
+            )));
+        }
+        if !(0.0..1.0).contains(&args.momentum) {
+            return Err(usage(format!(
+                "--momentum {}: must be in [0, 1)",
+                args.momentum
+            )));
+        }
+        for (name, value) in [("--l2", args.l2), ("--warmup-epochs", args.warmup_epochs)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(usage(format!(
+                    "{name} {value}: must be a finite number >= 0"
+                )));
+            }
+        }
+        if !(0.0..=0.5).contains(&args.label_noise) {
+            return Err(usage(format!(
+                "--label-noise {}: must be in [0, 0.5]",
+                args.label_noise
+            )));
+        }
+        Ok(Self {
+            model: args.model,
+            hidden,
+            samples: args.samples,
+            features: args.features,
+            classes,
+            test_samples: args.test_samples,
+            label_noise: args.label_noise,
+            epochs: args.epochs,
+            batch: args.batch,
+            lr: args.lr,
+            momentum: args.momentum,
+            l2: args.l2,
+            warmup_epochs: args.warmup_epochs,
+            allreduce: args.allreduce,
+            dtype: args.dtype,
+            seed: args.seed,
+            out: args.out,
+            force: args.force,
+            log_every: args.log_every,
+        })
+    }
+
+    /// Layer widths of the softmax/MLP network: [features, hidden..., classes].
+    pub fn widths(&self) -> Vec<usize> {
+        let mut widths = vec![self.features];
+        widths.extend(&self.hidden);
+        widths.push(self.classes);
+        widths
+    }
+
+    /// Every resolved option, for the run file and the summary line.
+    pub fn settings(&self, ranks: usize) -> Vec<(&'static str, Setting)> {
+        use Setting::*;
+        let hidden = self
+            .hidden
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        vec![
+            ("model", Text(self.model.name().into())),
+            ("hidden", Text(hidden)),
+            ("data", Text("synthetic".into())),
+            ("samples", Int(self.samples as u64)),
+            ("features", Int(self.features as u64)),
+            ("classes", Int(self.classes as u64)),
+            ("test_samples", Int(self.test_samples as u64)),
+            ("label_noise", Float(self.label_noise)),
+            ("epochs", Int(self.epochs as u64)),
+            ("batch", Int(self.batch as u64)),
+            ("lr", Float(self.lr)),
+            ("momentum", Float(self.momentum)),
+            ("l2", Float(self.l2)),
+            ("warmup_epochs", Float(self.warmup_epochs)),
+            ("allreduce", Text(self.allreduce.name().into())),
+            ("dtype", Text(self.dtype.name().into())),
+            ("seed", Int(self.seed)),
+            ("ranks", Int(ranks as u64)),
+            ("log_every", Int(self.log_every as u64)),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> anyhow::Result<Config> {
+        let argv = std::iter::once("mpi-sgd train").chain(line.split_whitespace());
+        let argv: Vec<&str> = argv.flat_map(|a| a.split(' ')).collect();
+        let Command::Train(args) = Cli::try_parse_from(argv)?.command;
+        Config::from_args(args)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = parse("").unwrap();
+        assert_eq!(c.model, ModelKind::Logistic);
+        assert_eq!((c.samples, c.features, c.classes), (1_000_000, 20, 2));
+        assert_eq!((c.epochs, c.batch, c.lr, c.seed), (8, 8192, 0.1, 42));
+        assert_eq!(c.dtype, Dtype::F64);
+        assert!(c.hidden.is_empty());
+        let mlp = parse("--model mlp").unwrap();
+        assert_eq!((mlp.hidden.clone(), mlp.classes), (vec![128, 64], 10));
+        assert_eq!(mlp.widths(), vec![20, 128, 64, 10]);
+    }
+
+    #[test]
+    fn bad_options_are_usage_errors_that_name_the_option() {
+        for (line, needle) in [
+            ("--samples 0", "--samples"),
+            ("--lr -1", "--lr"),
+            ("--lr nan", "--lr"),
+            ("--momentum 1", "--momentum"),
+            ("--model softmax --classes 1", "--classes"),
+            ("--classes 3", "binary"),
+            ("--hidden 4", "--hidden"),
+            ("--model mlp --hidden 4,0", "--hidden"),
+            ("--data file.h5", "--data"),
+            ("--label-noise 0.7", "--label-noise"),
+        ] {
+            let err = parse(line).unwrap_err();
+            assert!(err.is::<crate::errors::UsageError>(), "{line}: {err}");
+            assert!(err.to_string().contains(needle), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn clap_refuses_what_does_not_parse() {
+        assert!(parse("--hidden 4,x --model mlp").is_err());
+        assert!(parse("--model tree").is_err());
+        assert!(parse("--allreduce carrier-pigeon").is_err());
+    }
+}

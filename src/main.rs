@@ -1,0 +1,116 @@
+//! mpi-sgd: synchronous data-parallel SGD over MPI, built to measure how training scales.
+//!
+//! `main` is the table of contents: parse and validate options (before MPI starts), start MPI,
+//! run the subcommand, and turn its outcome into one message and an exit code
+//! (0 success, 1 runtime failure, 2 usage error).
+
+// Links OpenBLAS, the BLAS behind ndarray's matrix products.
+extern crate blas_src;
+
+mod blas;
+mod comm;
+mod config;
+mod data;
+mod errors;
+mod logging;
+mod model;
+mod optim;
+mod output;
+mod provenance;
+mod real;
+mod record;
+mod train;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::comm::Comm;
+use crate::config::{Cli, Command, Config, Dtype, TrainArgs};
+use crate::errors::{exit_code, ReportedElsewhere, UsageError};
+
+fn main() -> ExitCode {
+    let start = Instant::now();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            if launcher_rank() == 0 {
+                error.print().ok();
+            }
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
+    match cli.command {
+        Command::Train(args) => train_command(args, start),
+    }
+}
+
+fn train_command(args: TrainArgs, start: Instant) -> ExitCode {
+    let config = match Config::from_args(args) {
+        Ok(config) => config,
+        Err(error) => {
+            if launcher_rank() == 0 {
+                eprintln!("mpi-sgd: error: {error}");
+            }
+            return ExitCode::from(exit_code(&error));
+        }
+    };
+    let init_begin = Instant::now();
+    let Some(universe) = mpi::initialize() else {
+        eprintln!("mpi-sgd: error: MPI could not be initialised");
+        return ExitCode::FAILURE;
+    };
+    let startup = train::Startup {
+        mpi_init_s: init_begin.elapsed().as_secs_f64(),
+        blas_threads: blas::configure_threads(),
+    };
+    let comm = Comm::new(universe.world());
+    logging::init(comm.rank(), start);
+    abort_job_on_panic(comm.rank());
+    let outcome = match config.dtype {
+        Dtype::F64 => train::run::<f64>(&config, &comm, startup),
+        Dtype::F32 => train::run::<f32>(&config, &comm, startup),
+    };
+    report(outcome, &comm)
+}
+
+/// Prints a failure once (the ranks agreed on who prints) and picks the exit code.
+fn report(outcome: anyhow::Result<()>, comm: &Comm) -> ExitCode {
+    let Err(error) = outcome else {
+        return ExitCode::SUCCESS;
+    };
+    if error.is::<UsageError>() {
+        eprintln!("mpi-sgd: error: {error}");
+    } else if !error.is::<ReportedElsewhere>() {
+        eprintln!("mpi-sgd: error on rank {}: {error:#}", comm.rank());
+    }
+    ExitCode::from(exit_code(&error))
+}
+
+/// A panic on one rank must not leave the others waiting in a collective: print it on one
+/// line and end the whole job with MPI_Abort.
+fn abort_job_on_panic(rank: usize) {
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("mpi-sgd: rank {rank} failed: {info}");
+        // SAFETY: MPI is initialised (the hook is set after MPI_Init) and MPI_Abort never
+        // returns.
+        unsafe {
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 101);
+        }
+    }));
+}
+
+/// This process's rank as the launcher announced it, readable before MPI starts: errors found
+/// that early are printed by rank 0 only. 0 when not launched by a known launcher.
+fn launcher_rank() -> usize {
+    [
+        "OMPI_COMM_WORLD_RANK",
+        "PMIX_RANK",
+        "PMI_RANK",
+        "SLURM_PROCID",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok()?.parse().ok())
+    .unwrap_or(0)
+}

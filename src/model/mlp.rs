@@ -1,0 +1,292 @@
+//! Multi-layer perceptron with ReLU hidden layers and a softmax cross-entropy output.
+//! With no hidden layers it *is* multinomial (softmax) regression, so both share this code.
+//!
+//! Shapes (R = rows of the batch, `widths` = [features, hidden..., classes], L = layers):
+//! ```text
+//! A_0 = x                          [R, widths[0]]
+//! Z_l = A_{l-1} W_l + b_l          [R, widths[l]]     W_l [widths[l-1], widths[l]], b_l [widths[l]]
+//! A_l = relu(Z_l)  (l < L)         logits Z_L, loss per row = logsumexp(Z_L) - Z_L[y]
+//! backward: D_L = softmax(Z_L) - onehot(y);  dW_l = A_{l-1}^T D_l;  db_l = colsum(D_l)
+//!           D_{l-1} = (D_l W_l^T) * 1[A_{l-1} > 0]
+//! ```
+//! Parameters (flat): `W1, b1, W2, b2, ...`, each W row-major. The products are BLAS GEMMs on
+//! buffers allocated once for `max_rows` rows.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::stable::{argmax, log_sum_exp};
+use super::{BatchStats, Model, Tensor};
+use crate::real::Real;
+
+pub struct Mlp<F> {
+    layout: Vec<Tensor>,
+    max_rows: usize,
+    /// Output of each layer: ReLU activations for hidden layers, logits for the last.
+    outputs: Vec<Array2<F>>,
+    /// Loss gradient with respect to each layer's pre-activation.
+    deltas: Vec<Array2<F>>,
+}
+
+impl<F: Real> Mlp<F> {
+    /// `widths` = [features, hidden..., classes]; buffers for up to `max_rows` rows a call.
+    pub fn new(widths: &[usize], max_rows: usize) -> Self {
+        let mut layout = Vec::new();
+        let mut offset = 0;
+        for (l, pair) in widths.windows(2).enumerate() {
+            for (name, shape) in [
+                (format!("W{}", l + 1), vec![pair[0], pair[1]]),
+                (format!("b{}", l + 1), vec![pair[1]]),
+            ] {
+                let tensor = Tensor {
+                    name,
+                    shape,
+                    offset,
+                };
+                offset += tensor.len();
+                layout.push(tensor);
+            }
+        }
+        let buffers = || {
+            widths[1..]
+                .iter()
+                .map(|&w| Array2::zeros((max_rows, w)))
+                .collect()
+        };
+        Self {
+            layout,
+            max_rows: max_rows.max(1),
+            outputs: buffers(),
+            deltas: buffers(),
+        }
+    }
+
+    fn layers(&self) -> usize {
+        self.layout.len() / 2
+    }
+
+    fn weight<'p>(&self, params: &'p [F], l: usize) -> ArrayView2<'p, F> {
+        let t = &self.layout[2 * l];
+        ArrayView2::from_shape((t.shape[0], t.shape[1]), &params[t.range()])
+            .expect("layout matches the buffer")
+    }
+
+    fn bias<'p>(&self, params: &'p [F], l: usize) -> ArrayView1<'p, F> {
+        ArrayView1::from(&params[self.layout[2 * l + 1].range()])
+    }
+
+    /// Fills `outputs[..][..rows]`; the last one holds the logits.
+    fn forward(&mut self, params: &[F], x: ArrayView2<F>) {
+        let rows = x.nrows();
+        let last = self.layers() - 1;
+        for l in 0..=last {
+            let (w, b) = (self.weight(params, l), self.bias(params, l));
+            let (before, after) = self.outputs.split_at_mut(l);
+            let input = match l {
+                0 => x.view(),
+                _ => before[l - 1].slice(s![..rows, ..]),
+            };
+            let mut out = after[0].slice_mut(s![..rows, ..]);
+            general_mat_mul(F::one(), &input, &w, F::zero(), &mut out);
+            for mut row in out.rows_mut() {
+                row.zip_mut_with(&b, |v, &bias| *v = *v + bias);
+                if l < last {
+                    row.mapv_inplace(|v| v.max(F::zero()));
+                }
+            }
+        }
+    }
+
+    /// Loss and accuracy from the logits; with `with_delta`, also `D_L = softmax - onehot`.
+    fn head(&mut self, y: &[u32], with_delta: bool) -> BatchStats {
+        let last = self.layers() - 1;
+        let logits = self.outputs[last].slice(s![..y.len(), ..]);
+        let mut delta = self.deltas[last].slice_mut(s![..y.len(), ..]);
+        let mut loss = F::zero();
+        let mut correct = 0usize;
+        for ((z, mut d), &label) in logits.rows().into_iter().zip(delta.rows_mut()).zip(y) {
+            let z = z.as_slice().expect("contiguous row");
+            let lse = log_sum_exp(z);
+            loss = loss + lse - z[label as usize];
+            correct += usize::from(argmax(z) == label as usize);
+            if with_delta {
+                for (k, (dk, &zk)) in d.iter_mut().zip(z).enumerate() {
+                    *dk = (zk - lse).exp() - F::from(u8::from(k == label as usize)).unwrap();
+                }
+            }
+        }
+        BatchStats {
+            loss_sum: loss.into_f64(),
+            correct: correct as f64,
+            rows: y.len() as f64,
+        }
+    }
+
+    fn backward(&mut self, params: &[F], x: ArrayView2<F>, grad: &mut [F]) {
+        let rows = x.nrows();
+        for l in (0..self.layers()).rev() {
+            let (w_range, b_range) = (self.layout[2 * l].range(), self.layout[2 * l + 1].range());
+            let (fan_in, fan_out) = (self.layout[2 * l].shape[0], self.layout[2 * l].shape[1]);
+            let (lower, upper) = self.deltas.split_at_mut(l);
+            let delta = upper[0].slice(s![..rows, ..]);
+            let input = match l {
+                0 => x.view(),
+                _ => self.outputs[l - 1].slice(s![..rows, ..]),
+            };
+            let mut dw = ArrayViewMut2::from_shape((fan_in, fan_out), &mut grad[w_range])
+                .expect("layout matches the buffer");
+            general_mat_mul(F::one(), &input.t(), &delta, F::zero(), &mut dw);
+            let db = &mut grad[b_range];
+            db.fill(F::zero());
+            for row in delta.rows() {
+                for (g, &d) in db.iter_mut().zip(row) {
+                    *g = *g + d;
+                }
+            }
+            if l > 0 {
+                let mut below = lower[l - 1].slice_mut(s![..rows, ..]);
+                let w =
+                    ArrayView2::from_shape((fan_in, fan_out), &params[self.layout[2 * l].range()])
+                        .expect("layout matches the buffer");
+                general_mat_mul(F::one(), &delta, &w.t(), F::zero(), &mut below);
+                ndarray::Zip::from(&mut below)
+                    .and(&input)
+                    .for_each(|d, &a| {
+                        if a <= F::zero() {
+                            *d = F::zero();
+                        }
+                    });
+            }
+        }
+    }
+}
+
+impl<F: Real> Model<F> for Mlp<F> {
+    fn layout(&self) -> &[Tensor] {
+        &self.layout
+    }
+
+    /// He initialisation, `W ~ N(0, 2 / fan_in)`, zero biases: keeps the variance of ReLU
+    /// activations constant through the layers (He et al. 2015).
+    fn init_params(&self, params: &mut [F], seed: u64) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        for pair in self.layout.chunks(2) {
+            let (w, b) = (&pair[0], &pair[1]);
+            let std = (2.0 / w.shape[0] as f64).sqrt();
+            for p in &mut params[w.range()] {
+                *p = F::from_f64(std * rng.sample::<f64, _>(StandardNormal));
+            }
+            params[b.range()].fill(F::zero());
+        }
+    }
+
+    fn loss_and_grad(
+        &mut self,
+        params: &[F],
+        x: ArrayView2<F>,
+        y: &[u32],
+        grad: &mut [F],
+    ) -> BatchStats {
+        assert!(x.nrows() <= self.max_rows, "batch larger than the buffers");
+        self.forward(params, x.view());
+        let stats = self.head(y, true);
+        self.backward(params, x, grad);
+        stats
+    }
+
+    fn evaluate(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats {
+        let mut total = BatchStats::default();
+        let mut start = 0;
+        while start < y.len() {
+            let end = (start + self.max_rows).min(y.len());
+            self.forward(params, x.slice(s![start..end, ..]));
+            total += self.head(&y[start..end], false);
+            start = end;
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synthetic::Generator;
+    use crate::data::Dataset;
+    use crate::model::gradient_check::max_relative_error;
+
+    fn check(widths: &[usize]) {
+        let data: Dataset<f64> =
+            Generator::blobs(widths[0], *widths.last().unwrap(), 9).generate(9, 0..25);
+        let mut model = Mlp::<f64>::new(widths, 25);
+        let mut params = vec![0.0; model.n_params()];
+        model.init_params(&mut params, 4);
+        // Non-zero biases, so their gradients are checked away from zero too.
+        for t in model.layout().iter().filter(|t| t.name.starts_with('b')) {
+            for (i, p) in params[t.range()].iter_mut().enumerate() {
+                *p = 0.05 * (i as f64 - 1.0);
+            }
+        }
+        let err = max_relative_error(&mut model, &params, &data.x, &data.y);
+        assert!(err < 1e-6, "widths {widths:?}: relative error {err}");
+    }
+
+    #[test]
+    fn softmax_regression_gradient_matches_finite_differences() {
+        check(&[6, 4]);
+    }
+
+    #[test]
+    fn mlp_gradient_matches_finite_differences() {
+        check(&[5, 7, 3]);
+        check(&[4, 6, 5, 3]);
+    }
+
+    #[test]
+    fn layout_is_contiguous_and_named() {
+        let model = Mlp::<f32>::new(&[3, 4, 2], 1);
+        let names: Vec<&str> = model.layout().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["W1", "b1", "W2", "b2"]);
+        assert_eq!(model.n_params(), 3 * 4 + 4 + 4 * 2 + 2);
+        assert_eq!(model.layout()[2].offset, 16);
+    }
+
+    #[test]
+    fn evaluate_in_chunks_equals_one_pass() {
+        let data: Dataset<f64> = Generator::blobs(4, 3, 2).generate(2, 0..50);
+        let mut big = Mlp::<f64>::new(&[4, 8, 3], 50);
+        let mut small = Mlp::<f64>::new(&[4, 8, 3], 7);
+        let mut params = vec![0.0; big.n_params()];
+        big.init_params(&mut params, 1);
+        let a = big.evaluate(&params, data.x.view(), &data.y);
+        let b = small.evaluate(&params, data.x.view(), &data.y);
+        assert!((a.loss_sum - b.loss_sum).abs() < 1e-10);
+        assert_eq!(a.correct, b.correct);
+    }
+
+    #[test]
+    fn extreme_logits_give_a_finite_loss() {
+        let mut model = Mlp::<f64>::new(&[1, 3], 2);
+        // logits = x * [1000, -1000, 0]; the true class has logit -1000 for x = 1.
+        let params = [1000.0, -1000.0, 0.0, 0.0, 0.0, 0.0];
+        let x = ndarray::arr2(&[[1.0], [1.0]]);
+        let mut grad = [0.0; 6];
+        let stats = model.loss_and_grad(&params, x.view(), &[1, 0], &mut grad);
+        assert_eq!(stats.loss_sum, 2000.0);
+        assert!(grad.iter().all(|g| g.is_finite()));
+        assert_eq!(stats.correct, 1.0);
+    }
+
+    #[test]
+    fn no_rows_give_zero_gradient() {
+        let mut model = Mlp::<f64>::new(&[2, 3, 2], 4);
+        let mut params = vec![0.0; model.n_params()];
+        model.init_params(&mut params, 1);
+        let mut grad = vec![1.0; params.len()];
+        let x = Array2::<f64>::zeros((0, 2));
+        model.loss_and_grad(&params, x.view(), &[], &mut grad);
+        assert!(grad.iter().all(|&g| g == 0.0));
+    }
+}

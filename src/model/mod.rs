@@ -1,0 +1,124 @@
+//! The models: binary logistic regression, softmax regression and a ReLU MLP.
+//!
+//! Every model keeps all its parameters in ONE flat slice and writes its gradient into another
+//! slice of the same length, so one allreduce per step moves the whole gradient and the
+//! communication code knows nothing about layers. Layers are views into the flat slice, in the
+//! order given by [`Model::layout`].
+//!
+//! Losses are *sums* over the rows given (not means): ranks add their sums with the allreduce
+//! and the optimizer divides by the global batch size once.
+
+pub mod logistic;
+pub mod mlp;
+pub mod stable;
+
+use ndarray::ArrayView2;
+
+use crate::real::Real;
+
+/// One named parameter tensor inside the flat buffer: `shape` starting at `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+}
+
+impl Tensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// Loss and correct predictions summed over some rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BatchStats {
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub rows: f64,
+}
+
+impl std::ops::AddAssign for BatchStats {
+    fn add_assign(&mut self, other: Self) {
+        self.loss_sum += other.loss_sum;
+        self.correct += other.correct;
+        self.rows += other.rows;
+    }
+}
+
+impl BatchStats {
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.rows
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        self.correct / self.rows
+    }
+}
+
+/// A model over a flat parameter buffer.
+///
+/// `x` is [rows, features], `y` [rows] class labels; `rows` may be zero (a rank with no share of
+/// a short last batch) and is at most the `max_rows` the model was built for, so no call
+/// allocates.
+pub trait Model<F: Real> {
+    /// The parameter tensors, in flat-buffer order.
+    fn layout(&self) -> &[Tensor];
+
+    fn n_params(&self) -> usize {
+        self.layout().last().map_or(0, |t| t.range().end)
+    }
+
+    /// Initial parameters from `seed`; identical on every rank.
+    fn init_params(&self, params: &mut [F], seed: u64);
+
+    /// Overwrites `grad` with the gradient of the summed loss over the rows and returns the
+    /// summed loss and correct predictions.
+    fn loss_and_grad(
+        &mut self,
+        params: &[F],
+        x: ArrayView2<F>,
+        y: &[u32],
+        grad: &mut [F],
+    ) -> BatchStats;
+
+    /// Summed loss and correct predictions, without a gradient. Any number of rows: they are
+    /// taken `max_rows` at a time.
+    fn evaluate(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats;
+}
+
+#[cfg(test)]
+pub(crate) mod gradient_check {
+    //! Central finite differences against the analytic gradient, shared by the model tests.
+    use super::*;
+    use ndarray::Array2;
+
+    /// Largest relative error over all parameters, relative to max(|analytic|, |numeric|, 1e-3).
+    pub fn max_relative_error(
+        model: &mut dyn Model<f64>,
+        params: &[f64],
+        x: &Array2<f64>,
+        y: &[u32],
+    ) -> f64 {
+        let mut grad = vec![0.0; params.len()];
+        model.loss_and_grad(params, x.view(), y, &mut grad);
+        let mut probe = params.to_vec();
+        let h = 1e-6;
+        let mut worst: f64 = 0.0;
+        for i in 0..params.len() {
+            probe[i] = params[i] + h;
+            let plus = model.evaluate(&probe, x.view(), y).loss_sum;
+            probe[i] = params[i] - h;
+            let minus = model.evaluate(&probe, x.view(), y).loss_sum;
+            probe[i] = params[i];
+            let numeric = (plus - minus) / (2.0 * h);
+            let scale = grad[i].abs().max(numeric.abs()).max(1e-3);
+            worst = worst.max((grad[i] - numeric).abs() / scale);
+        }
+        worst
+    }
+}

@@ -1,0 +1,266 @@
+//! The HDF5 run file, format "mpi-sgd/1": the one place that knows its layout
+//! (documented for users in docs/output-format.md). P = ranks, S = steps, E = epochs.
+//!
+//! Rank 0 writes it after gathering everything, to a temporary name in the same directory, then
+//! renames it: a crash leaves either no file or a complete one at the final path.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use hdf5::types::VarLenUnicode;
+use hdf5::{Group, H5Type, Location};
+use ndarray::Array2;
+
+use crate::config::Setting;
+use crate::errors::usage;
+use crate::model::Tensor;
+use crate::provenance::Provenance;
+use crate::real::Real;
+use crate::record::GatheredSteps;
+
+pub const FORMAT: &str = "mpi-sgd/1";
+
+/// Per-epoch metrics, reduced over all ranks.
+#[derive(Debug, Clone, Default)]
+pub struct EpochMetrics {
+    pub train_loss: Vec<f64>,
+    pub train_accuracy: Vec<f64>,
+    pub test_loss: Vec<f64>,
+    pub test_accuracy: Vec<f64>,
+}
+
+/// Headline numbers of a run, as written to `/summary` and the summary line.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Seconds from the barrier before the first step to the end of the last epoch, max over
+    /// ranks (includes per-epoch evaluation).
+    pub wall_s: f64,
+    pub samples_per_s: f64,
+    pub steps: usize,
+    pub loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    /// Cost of the eight `MPI_Wtime` reads of one step, measured at start-up.
+    pub timer_overhead_s: f64,
+    pub replicas_identical: bool,
+}
+
+/// Everything the run file holds.
+pub struct RunReport<'a, F> {
+    pub provenance: &'a Provenance,
+    pub settings: Vec<(&'static str, Setting)>,
+    pub allreduce_counting: &'static str,
+    pub rows: Vec<u64>,
+    pub test_rows: Vec<u64>,
+    pub mpi_init_s: Vec<f64>,
+    pub data_s: Vec<f64>,
+    pub steps: GatheredSteps,
+    /// [E, P] seconds of per-epoch evaluation.
+    pub eval_s: Array2<f64>,
+    /// [S] global mean loss of each step's batch.
+    pub loss: Vec<f64>,
+    pub epochs: EpochMetrics,
+    pub params: &'a [F],
+    pub layout: &'a [Tensor],
+    pub summary: Summary,
+}
+
+/// Checks, before any work, that `path` can be written: not an existing file unless `force`,
+/// and a directory that exists (created if missing) and accepts new files.
+pub fn check_destination(path: &Path, force: bool) -> anyhow::Result<()> {
+    if path.is_dir() {
+        return Err(usage(format!(
+            "--out {}: is a directory; give a file name",
+            path.display()
+        )));
+    }
+    if path.exists() && !force {
+        return Err(usage(format!(
+            "--out {}: file exists; pass --force to overwrite it or choose another path",
+            path.display()
+        )));
+    }
+    let dir = parent_dir(path);
+    fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let probe = temporary_path(path);
+    fs::File::create(&probe)
+        .with_context(|| format!("cannot write run file into {}", dir.display()))?;
+    fs::remove_file(&probe).ok();
+    Ok(())
+}
+
+/// Writes the run file: temporary name first, renamed into place when complete.
+pub fn write<F: Real>(path: &Path, report: &RunReport<F>) -> anyhow::Result<()> {
+    let temporary = temporary_path(path);
+    let written = write_contents(&temporary, report)
+        .and_then(|()| fs::rename(&temporary, path).context("cannot move it into place"));
+    if written.is_err() {
+        fs::remove_file(&temporary).ok();
+    }
+    written.with_context(|| format!("writing run file {}", path.display()))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    parent_dir(path).join(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+fn write_contents<F: Real>(path: &Path, r: &RunReport<F>) -> anyhow::Result<()> {
+    let file = hdf5::File::create(path)?;
+    let p = r.provenance;
+    text_attr(&file, "format", FORMAT)?;
+    text_attr(&file, "version", env!("CARGO_PKG_VERSION"))?;
+    for (name, value) in [
+        ("command_line", p.command_line.as_str()),
+        ("git_revision", p.git_revision),
+        ("mpi_library", &p.mpi_library),
+        ("mpi_version", &p.mpi_version),
+        ("started_utc", &p.started_utc),
+        ("hostname_list", &p.distinct_hosts().join(",")),
+        ("rustc", p.rustc),
+        ("build_profile", p.build_profile),
+        ("blas", &p.blas),
+    ] {
+        text_attr(&file, name, value)?;
+    }
+    scalar_attr(&file, "blas_threads_per_rank", &(p.blas_threads as u64))?;
+
+    let config = file.create_group("config")?;
+    for (name, value) in &r.settings {
+        match value {
+            Setting::Text(s) => text_attr(&config, name, s)?,
+            Setting::Int(v) => scalar_attr(&config, name, v)?,
+            Setting::Float(v) => scalar_attr(&config, name, v)?,
+        }
+    }
+
+    let ranks = file.create_group("ranks")?;
+    let hostnames: Vec<VarLenUnicode> = p.hostnames.iter().map(|h| unicode(h)).collect();
+    dataset(&ranks, "hostname", &hostnames)?;
+    dataset(&ranks, "rows", &r.rows)?;
+    dataset(&ranks, "test_rows", &r.test_rows)?;
+
+    let timings = file.create_group("timings")?;
+    let s = &r.steps;
+    for (name, table) in [
+        ("compute", &s.compute),
+        ("allreduce", &s.allreduce),
+        ("update", &s.update),
+        ("step", &s.step),
+        ("eval", &r.eval_s),
+    ] {
+        table_dataset(&timings, name, table)?;
+    }
+    dataset(&timings, "mpi_init", &r.mpi_init_s)?;
+    dataset(&timings, "data", &r.data_s)?;
+    text_attr(&timings, "units", "seconds (MPI_Wtime)")?;
+
+    let comm = file.create_group("comm")?;
+    table_dataset(&comm, "bytes_sent", &s.bytes_sent)?;
+    table_dataset(&comm, "messages_sent", &s.messages_sent)?;
+    text_attr(&comm, "counting", r.allreduce_counting)?;
+
+    let metrics = file.create_group("metrics")?;
+    dataset(&metrics, "loss", &r.loss)?;
+    let e = &r.epochs;
+    for (name, values) in [
+        ("train_loss", &e.train_loss),
+        ("train_accuracy", &e.train_accuracy),
+        ("test_loss", &e.test_loss),
+        ("test_accuracy", &e.test_accuracy),
+    ] {
+        dataset(&metrics, name, values)?;
+    }
+
+    let model = file.create_group("model")?;
+    let params = model
+        .new_dataset_builder()
+        .with_data(r.params)
+        .create("params")?;
+    text_attr(&params, "dtype", F::NAME)?;
+    let names: Vec<&str> = r.layout.iter().map(|t| t.name.as_str()).collect();
+    text_attr(&params, "tensors", &names.join(","))?;
+    for t in r.layout {
+        let shape: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
+        params
+            .new_attr_builder()
+            .with_data(&shape)
+            .create(format!("{}_shape", t.name).as_str())?;
+        scalar_attr(&params, &format!("{}_offset", t.name), &(t.offset as u64))?;
+    }
+
+    let summary = file.create_group("summary")?;
+    let m = &r.summary;
+    for (name, value) in [
+        ("wall_s", m.wall_s),
+        ("samples_per_s", m.samples_per_s),
+        ("loss", m.loss),
+        ("train_accuracy", m.train_accuracy),
+        ("test_accuracy", m.test_accuracy),
+        ("timer_overhead_s", m.timer_overhead_s),
+    ] {
+        scalar_attr(&summary, name, &value)?;
+    }
+    scalar_attr(&summary, "steps", &(m.steps as u64))?;
+    scalar_attr(
+        &summary,
+        "replicas_identical",
+        &u8::from(m.replicas_identical),
+    )?;
+    for (name, table) in [
+        ("mean_compute_s", &s.compute),
+        ("mean_allreduce_s", &s.allreduce),
+        ("mean_update_s", &s.update),
+        ("mean_step_s", &s.step),
+    ] {
+        scalar_attr(&summary, name, &table.mean().unwrap_or(f64::NAN))?;
+    }
+    file.close()?;
+    Ok(())
+}
+
+fn unicode(text: &str) -> VarLenUnicode {
+    // Only NUL bytes can make this fail; none of our strings carry them.
+    text.replace('\0', "")
+        .parse()
+        .expect("string without NUL bytes")
+}
+
+fn text_attr(location: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+    location
+        .new_attr::<VarLenUnicode>()
+        .create(name)?
+        .write_scalar(&unicode(value))
+}
+
+fn scalar_attr<T: H5Type>(location: &Location, name: &str, value: &T) -> hdf5::Result<()> {
+    location.new_attr::<T>().create(name)?.write_scalar(value)
+}
+
+fn dataset<T: H5Type>(group: &Group, name: &str, values: &[T]) -> hdf5::Result<()> {
+    group
+        .new_dataset_builder()
+        .with_data(values)
+        .create(name)
+        .map(drop)
+}
+
+fn table_dataset<T: H5Type>(group: &Group, name: &str, table: &Array2<T>) -> hdf5::Result<()> {
+    group
+        .new_dataset_builder()
+        .with_data(table)
+        .create(name)
+        .map(drop)
+}

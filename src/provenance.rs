@@ -1,0 +1,59 @@
+//! Where and how a run happened: the facts a reader needs to trust or reproduce its numbers.
+
+use crate::comm::Comm;
+
+/// Recorded once at start-up; the host list is complete on rank 0 only.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub command_line: String,
+    pub started_utc: String,
+    pub git_revision: &'static str,
+    pub rustc: &'static str,
+    pub build_profile: &'static str,
+    pub mpi_library: String,
+    pub mpi_version: String,
+    pub blas: String,
+    pub blas_threads: usize,
+    /// Host name of every rank, in rank order (rank 0); this rank's alone elsewhere.
+    pub hostnames: Vec<String>,
+}
+
+impl Provenance {
+    /// Collective (gathers the host names).
+    pub fn collect(comm: &Comm, blas_threads: usize) -> Self {
+        let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
+        let hostnames = comm.gather_strings(&host).unwrap_or_else(|| vec![host]);
+        let (major, minor) = mpi::environment::version();
+        Self {
+            command_line: shell_words::join(std::env::args()),
+            started_utc: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+            git_revision: env!("MPI_SGD_GIT_REVISION"),
+            rustc: env!("MPI_SGD_RUSTC"),
+            build_profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            mpi_library: mpi::environment::library_version()
+                .unwrap_or_else(|_| "unknown".into())
+                .trim()
+                .to_string(),
+            mpi_version: format!("{major}.{minor}"),
+            blas: crate::blas::description(),
+            blas_threads,
+            hostnames,
+        }
+    }
+
+    /// Distinct host names, in order of first appearance.
+    pub fn distinct_hosts(&self) -> Vec<&str> {
+        let mut hosts: Vec<&str> = Vec::new();
+        for h in &self.hostnames {
+            if !hosts.contains(&h.as_str()) {
+                hosts.push(h);
+            }
+        }
+        hosts
+    }
+}

@@ -1,0 +1,99 @@
+//! Per-rank, per-step measurements, preallocated so the step loop never allocates or does I/O.
+//!
+//! Each phase is timed with two `MPI_Wtime` reads; the recorder only stores the numbers. At the
+//! end, [`StepRecord::gather`] collects every rank's columns on rank 0 as [steps, ranks] tables.
+
+use ndarray::Array2;
+
+use crate::comm::{Comm, Traffic};
+
+/// The `MPI_Wtime` readings that bound the phases of one step:
+/// `start | compute | computed | allreduce | reduced | update | end`.
+#[derive(Debug, Clone, Copy)]
+pub struct StepTimes {
+    pub start: f64,
+    pub computed: f64,
+    pub reduced: f64,
+    pub end: f64,
+}
+
+/// One rank's record of every step of a run.
+pub struct StepRecord {
+    pub compute: Vec<f64>,
+    pub allreduce: Vec<f64>,
+    pub update: Vec<f64>,
+    pub step: Vec<f64>,
+    pub bytes_sent: Vec<u64>,
+    pub messages_sent: Vec<u64>,
+    /// This rank's summed loss over its rows of the step's batch.
+    pub loss_sum: Vec<f64>,
+}
+
+impl StepRecord {
+    pub fn new(steps: usize) -> Self {
+        Self {
+            compute: vec![0.0; steps],
+            allreduce: vec![0.0; steps],
+            update: vec![0.0; steps],
+            step: vec![0.0; steps],
+            bytes_sent: vec![0; steps],
+            messages_sent: vec![0; steps],
+            loss_sum: vec![0.0; steps],
+        }
+    }
+
+    pub fn record(&mut self, step: usize, t: StepTimes, traffic: Traffic, loss_sum: f64) {
+        self.compute[step] = t.computed - t.start;
+        self.allreduce[step] = t.reduced - t.computed;
+        self.update[step] = t.end - t.reduced;
+        self.step[step] = t.end - t.start;
+        self.bytes_sent[step] = traffic.bytes;
+        self.messages_sent[step] = traffic.messages;
+        self.loss_sum[step] = loss_sum;
+    }
+
+    /// Collective: every rank's record as [steps, ranks] tables on rank 0, `None` elsewhere.
+    pub fn gather(&self, comm: &Comm) -> Option<GatheredSteps> {
+        let f = |column: &[f64]| gather_columns(comm, column);
+        let u = |column: &[u64]| gather_columns(comm, column);
+        let (compute, allreduce, update, step) = (
+            f(&self.compute),
+            f(&self.allreduce),
+            f(&self.update),
+            f(&self.step),
+        );
+        let (bytes_sent, messages_sent) = (u(&self.bytes_sent), u(&self.messages_sent));
+        let loss_sum = f(&self.loss_sum);
+        Some(GatheredSteps {
+            compute: compute?,
+            allreduce: allreduce?,
+            update: update?,
+            step: step?,
+            bytes_sent: bytes_sent?,
+            messages_sent: messages_sent?,
+            loss_sum: loss_sum?,
+        })
+    }
+}
+
+/// Every rank's step record, on rank 0; each table is [steps, ranks].
+pub struct GatheredSteps {
+    pub compute: Array2<f64>,
+    pub allreduce: Array2<f64>,
+    pub update: Array2<f64>,
+    pub step: Array2<f64>,
+    pub bytes_sent: Array2<u64>,
+    pub messages_sent: Array2<u64>,
+    pub loss_sum: Array2<f64>,
+}
+
+/// Collective: each rank's `column` [n] becomes column `rank` of an [n, ranks] table on rank 0.
+pub fn gather_columns<T>(comm: &Comm, column: &[T]) -> Option<Array2<T>>
+where
+    T: mpi::traits::Equivalence + Copy + Default,
+{
+    let by_rank = comm.gather(column)?;
+    let table = Array2::from_shape_vec((comm.size(), column.len()), by_rank)
+        .expect("gather returns ranks x n values");
+    Some(table.reversed_axes().as_standard_layout().into_owned())
+}

@@ -1,0 +1,368 @@
+//! The SPMD training loop: every rank runs this same function on its own rows.
+//!
+//! ```text
+//! setup:  batch plan -> check the output path -> generate my rows -> init params (same seed)
+//! step:   compute (forward+backward on my share of the global batch)
+//!         | allreduce(sum) of the flat gradient | update (identical on every rank)
+//! epoch:  evaluate on my test rows; one allreduce of the loss/accuracy sums
+//! end:    gather every rank's record to rank 0 -> run file -> summary line on stdout
+//! ```
+//! Nothing but compute and the allreduce happens inside a step: no allocation, no I/O, no
+//! logging (except every `--log-every` steps, outside the timed phases).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use anyhow::Context;
+
+use crate::comm::{Comm, Traffic};
+use crate::config::{Config, ModelKind};
+use crate::data::partition::{block, BatchPlan};
+use crate::data::synthetic::Generator;
+use crate::data::Dataset;
+use crate::errors::usage;
+use crate::info_root;
+use crate::model::logistic::Logistic;
+use crate::model::mlp::Mlp;
+use crate::model::{BatchStats, Model};
+use crate::optim::{Sgd, SgdSettings};
+use crate::output::{self, EpochMetrics, RunReport, Summary};
+use crate::provenance::Provenance;
+use crate::real::Real;
+use crate::record::{gather_columns, StepRecord, StepTimes};
+
+/// What happened before training: measured in `main`, recorded in the run file.
+pub struct Startup {
+    pub mpi_init_s: f64,
+    pub blas_threads: usize,
+}
+
+/// A rank's training and test rows and the seconds it took to make them.
+struct LocalData<F> {
+    train: Dataset<F>,
+    test: Dataset<F>,
+    seconds: f64,
+}
+
+/// Collective: trains the configured model and writes the run file. Errors are returned at
+/// points where all ranks agree on them (see [`Comm::agree`]).
+pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::Result<()> {
+    let plan =
+        BatchPlan::new(config.samples, config.batch, comm.size()).map_err(|e| usage(e.to_string()));
+    let plan = comm.agree(plan)?;
+    let provenance = Provenance::collect(comm, startup.blas_threads);
+    let destination = match (&config.out, comm.is_root()) {
+        (Some(path), true) => output::check_destination(path, config.force),
+        _ => Ok(()),
+    };
+    comm.agree(destination)?;
+
+    let data = generate::<F>(config, &plan, comm);
+    describe_setup(config, &plan, comm, &provenance, &data);
+
+    let mut model = build_model::<F>(config, plan.max_local_batch(comm.rank()));
+    let mut params = vec![F::zero(); model.n_params()];
+    model.init_params(&mut params, config.seed);
+    let steps_per_epoch = plan.steps_per_epoch();
+    let mut sgd = Sgd::new(
+        SgdSettings {
+            lr: config.lr,
+            momentum: config.momentum,
+            l2: config.l2,
+            warmup_steps: (config.warmup_epochs * steps_per_epoch as f64).round() as usize,
+        },
+        params.len(),
+    );
+    let mut allreduce = config.allreduce.build::<F>();
+    let mut grad = vec![F::zero(); params.len()];
+    let mut grad_sum = vec![F::zero(); params.len()];
+    let total_steps = config.epochs * steps_per_epoch;
+    let mut record = StepRecord::new(total_steps);
+    let mut eval_s = vec![0.0; config.epochs];
+    let mut epochs = EpochMetrics::default();
+    let (rank, world) = (comm.rank(), comm.world());
+    let timer_overhead_s = 8.0 * timer_cost();
+
+    comm.barrier();
+    let begin = mpi::time();
+    for epoch in 0..config.epochs {
+        let epoch_begin = mpi::time();
+        let mut seen = BatchStats::default();
+        for s in 0..steps_per_epoch {
+            let step = epoch * steps_per_epoch + s;
+            let start = mpi::time();
+            let (x, y) = data.train.slice(plan.local_batch(rank, s));
+            let stats = model.loss_and_grad(&params, x, y, &mut grad);
+            let computed = mpi::time();
+            let traffic: Traffic = allreduce.allreduce_sum(world, &grad, &mut grad_sum);
+            let reduced = mpi::time();
+            sgd.step(step, &mut params, &grad_sum, plan.batch_rows(s).len());
+            let end = mpi::time();
+            let times = StepTimes {
+                start,
+                computed,
+                reduced,
+                end,
+            };
+            record.record(step, times, traffic, stats.loss_sum);
+            seen += stats;
+            if config.log_every > 0 && (step + 1) % config.log_every == 0 {
+                let loss = comm.sum(&[stats.loss_sum])[0] / plan.batch_rows(s).len() as f64;
+                info_root!(
+                    comm,
+                    "step {}/{total_steps}: batch loss {loss:.6}",
+                    step + 1
+                );
+            }
+        }
+        let eval_begin = mpi::time();
+        let tested = model.evaluate(&params, data.test.x.view(), &data.test.y);
+        let sums = comm.sum(&[
+            seen.loss_sum,
+            seen.correct,
+            seen.rows,
+            tested.loss_sum,
+            tested.correct,
+            tested.rows,
+        ]);
+        let eval_end = mpi::time();
+        eval_s[epoch] = eval_end - eval_begin;
+        let (seen, tested) = (stats_from(&sums[..3]), stats_from(&sums[3..]));
+        epochs.train_loss.push(seen.mean_loss());
+        epochs.train_accuracy.push(seen.accuracy());
+        epochs.test_loss.push(tested.mean_loss());
+        epochs.test_accuracy.push(tested.accuracy());
+        let seconds = eval_end - epoch_begin;
+        info_root!(
+            comm,
+            "epoch {}/{}: loss {:.6}  train_acc {:.4}  test_acc {:.4}  {:.3} s  {:.3e} samples/s",
+            epoch + 1,
+            config.epochs,
+            seen.mean_loss(),
+            seen.accuracy(),
+            tested.accuracy(),
+            seconds,
+            config.samples as f64 / seconds
+        );
+    }
+    let wall_s = comm.max(&[mpi::time() - begin])[0];
+
+    let summary = Summary {
+        wall_s,
+        samples_per_s: (config.samples * config.epochs) as f64 / wall_s,
+        steps: total_steps,
+        loss: *epochs.train_loss.last().expect("at least one epoch"),
+        train_accuracy: *epochs.train_accuracy.last().expect("at least one epoch"),
+        test_accuracy: *epochs.test_accuracy.last().expect("at least one epoch"),
+        timer_overhead_s,
+        replicas_identical: replicas_identical(comm, &params),
+    };
+    if !summary.replicas_identical {
+        log::warn!("rank {rank}: final parameters differ between ranks (the allreduce did not give every rank the same bits)");
+    }
+    let written = write_run_file(
+        config,
+        comm,
+        &plan,
+        &provenance,
+        &startup,
+        &data,
+        &record,
+        &eval_s,
+        epochs,
+        &params,
+        model.as_ref(),
+        &summary,
+    );
+    comm.agree(written)?;
+    if comm.is_root() {
+        println!("{}", summary_line(config, comm.size(), &summary));
+    }
+    Ok(())
+}
+
+/// Generates this rank's training rows (its share of every global batch) and its block of the
+/// test rows, which follow the training rows in the global index space.
+fn generate<F: Real>(config: &Config, plan: &BatchPlan, comm: &Comm) -> LocalData<F> {
+    let begin = mpi::time();
+    let generator = match config.model {
+        ModelKind::Logistic => Generator::binary(config.features, config.label_noise, config.seed),
+        ModelKind::Softmax | ModelKind::Mlp => {
+            Generator::blobs(config.features, config.classes, config.seed)
+        }
+    };
+    let rows: Vec<usize> = plan.global_rows(comm.rank()).collect();
+    let train = generator.generate(config.seed, rows.into_iter());
+    let test_rows = block(config.test_samples, comm.size(), comm.rank());
+    let test = generator.generate(
+        config.seed,
+        (test_rows.start + config.samples)..(test_rows.end + config.samples),
+    );
+    LocalData {
+        train,
+        test,
+        seconds: mpi::time() - begin,
+    }
+}
+
+fn build_model<F: Real>(config: &Config, max_rows: usize) -> Box<dyn Model<F>> {
+    match config.model {
+        ModelKind::Logistic => Box::new(Logistic::new(config.features)),
+        ModelKind::Softmax | ModelKind::Mlp => Box::new(Mlp::<F>::new(&config.widths(), max_rows)),
+    }
+}
+
+fn describe_setup<F: Real>(
+    config: &Config,
+    plan: &BatchPlan,
+    comm: &Comm,
+    provenance: &Provenance,
+    data: &LocalData<F>,
+) {
+    let hosts = provenance.distinct_hosts();
+    info_root!(
+        comm,
+        "{} ranks on {} host(s) ({}); {}; BLAS threads per rank: {}",
+        comm.size(),
+        hosts.len(),
+        hosts.join(","),
+        provenance.mpi_library.lines().next().unwrap_or_default(),
+        provenance.blas_threads
+    );
+    info_root!(
+        comm,
+        "{} on {} x {} synthetic rows ({} test), {}; global batch {} ({}..{} rows per rank), {} steps/epoch, {} epochs, allreduce {}",
+        config.model.name(),
+        config.samples,
+        config.features,
+        config.test_samples,
+        F::NAME,
+        config.batch,
+        plan.max_local_batch(comm.size() - 1),
+        plan.max_local_batch(0),
+        plan.steps_per_epoch(),
+        config.epochs,
+        config.allreduce.name()
+    );
+    log::debug!(
+        "rank {}: {} training rows, {} test rows, {:.1} MiB, generated in {:.3} s",
+        comm.rank(),
+        data.train.rows(),
+        data.test.rows(),
+        (data.train.bytes() + data.test.bytes()) as f64 / (1 << 20) as f64,
+        data.seconds
+    );
+}
+
+fn stats_from(sums: &[f64]) -> BatchStats {
+    BatchStats {
+        loss_sum: sums[0],
+        correct: sums[1],
+        rows: sums[2],
+    }
+}
+
+/// Seconds one `MPI_Wtime` read costs, averaged over many.
+fn timer_cost() -> f64 {
+    const READS: usize = 10_000;
+    let begin = mpi::time();
+    let mut last = begin;
+    for _ in 0..READS {
+        last = std::hint::black_box(mpi::time());
+    }
+    (last - begin) / READS as f64
+}
+
+/// Collective: whether every rank ends with the same parameter bits (hash compared).
+fn replicas_identical<F: Real>(comm: &Comm, params: &[F]) -> bool {
+    let mut hasher = DefaultHasher::new();
+    for p in params {
+        p.into_f64().to_bits().hash(&mut hasher);
+    }
+    let hash = hasher.finish();
+    comm.min(&[hash])[0] == comm.max(&[hash])[0]
+}
+
+/// Collective (gathers); rank 0 writes the file when `--out` was given.
+#[allow(clippy::too_many_arguments)]
+fn write_run_file<F: Real>(
+    config: &Config,
+    comm: &Comm,
+    plan: &BatchPlan,
+    provenance: &Provenance,
+    startup: &Startup,
+    data: &LocalData<F>,
+    record: &StepRecord,
+    eval_s: &[f64],
+    epochs: EpochMetrics,
+    params: &[F],
+    model: &dyn Model<F>,
+    summary: &Summary,
+) -> anyhow::Result<()> {
+    let Some(path) = &config.out else {
+        return Ok(());
+    };
+    let steps = record.gather(comm);
+    let eval_table = gather_columns(comm, eval_s);
+    let rows = comm.gather(&[data.train.rows() as u64]);
+    let test_rows = comm.gather(&[data.test.rows() as u64]);
+    let mpi_init_s = comm.gather(&[startup.mpi_init_s]);
+    let data_s = comm.gather(&[data.seconds]);
+    let (Some(steps), Some(eval_s), Some(rows), Some(test_rows), Some(mpi_init_s), Some(data_s)) =
+        (steps, eval_table, rows, test_rows, mpi_init_s, data_s)
+    else {
+        return Ok(()); // not rank 0
+    };
+    let spe = plan.steps_per_epoch();
+    let loss = steps
+        .loss_sum
+        .rows()
+        .into_iter()
+        .enumerate()
+        .map(|(t, by_rank)| by_rank.sum() / plan.batch_rows(t % spe).len() as f64)
+        .collect();
+    let report = RunReport {
+        provenance,
+        settings: config.settings(comm.size()),
+        allreduce_counting: config.allreduce.traffic_counting(),
+        rows,
+        test_rows,
+        mpi_init_s,
+        data_s,
+        steps,
+        eval_s,
+        loss,
+        epochs,
+        params,
+        layout: model.layout(),
+        summary: summary.clone(),
+    };
+    output::write(path, &report).context("rank 0")?;
+    info_root!(comm, "wrote {}", path.display());
+    Ok(())
+}
+
+/// The last line on stdout: `key=value` pairs for scripts.
+fn summary_line(config: &Config, ranks: usize, s: &Summary) -> String {
+    let out = config
+        .out
+        .as_ref()
+        .map_or("-".to_string(), |p| p.display().to_string());
+    format!(
+        "ranks={ranks} model={} allreduce={} dtype={} samples={} features={} batch={} epochs={} steps={} \
+         wall_s={:.6} samples_per_s={:.1} loss={:.6} train_accuracy={:.6} test_accuracy={:.6} out={out}",
+        config.model.name(),
+        config.allreduce.name(),
+        config.dtype.name(),
+        config.samples,
+        config.features,
+        config.batch,
+        config.epochs,
+        s.steps,
+        s.wall_s,
+        s.samples_per_s,
+        s.loss,
+        s.train_accuracy,
+        s.test_accuracy,
+    )
+}
