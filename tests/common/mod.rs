@@ -1,0 +1,110 @@
+//! Launching the built binary under `mpirun`, as a user would, for the integration tests.
+
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_mpi-sgd");
+
+/// A run that did not finish within this is a hang, and fails the test.
+pub const TIME_LIMIT: Duration = Duration::from_secs(120);
+
+/// `mpirun -n ranks mpi-sgd args...`, with Open MPI's root and oversubscription permissions
+/// set only where they are needed (running as root; more ranks than cores).
+pub fn mpirun(ranks: usize, args: &[&str]) -> Output {
+    let mut command = Command::new("mpirun");
+    command.arg("-n").arg(ranks.to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if ranks > cores {
+        command.arg("--oversubscribe");
+    }
+    if is_root() {
+        command
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    }
+    command.arg(BINARY).args(args);
+    run_with_limit(command)
+}
+
+/// The binary alone, without a launcher (MPI singleton).
+pub fn singleton(args: &[&str]) -> Output {
+    let mut command = Command::new(BINARY);
+    command.args(args);
+    run_with_limit(command)
+}
+
+fn run_with_limit(mut command: Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun is installed (make deps)");
+    let begin = Instant::now();
+    while child.try_wait().expect("child status").is_none() {
+        if begin.elapsed() > TIME_LIMIT {
+            child.kill().ok();
+            panic!("{command:?} still running after {TIME_LIMIT:?}: a hang");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("child output")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Fails the test with the run's output unless it succeeded.
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "run failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The `key=value` summary line (last line of stdout) as pairs.
+pub fn summary(output: &Output) -> Vec<(String, String)> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().expect("a summary line");
+    line.split_whitespace()
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').expect("key=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+pub fn summary_value(output: &Output, key: &str) -> f64 {
+    summary(output)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .unwrap_or_else(|| panic!("summary has no {key}"))
+        .1
+        .parse()
+        .expect("a number")
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn read_params(path: &Path) -> Vec<f64> {
+    let file = hdf5::File::open(path).expect("run file opens");
+    file.dataset("model/params")
+        .unwrap()
+        .read_raw::<f64>()
+        .unwrap()
+}

@@ -1,0 +1,126 @@
+//! Bad input ends the job with one clear line and a non-zero exit, never a hang or a half file.
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The lines the program itself printed (the launcher adds its own banner).
+fn own_lines(output: &Output) -> Vec<String> {
+    stderr(output)
+        .lines()
+        .filter(|l| l.starts_with("mpi-sgd") || l.starts_with("error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bad_options_fail_before_any_work_with_exit_code_2() {
+    for (args, needle) in [
+        (vec!["train", "--model", "svm"], "svm"),
+        (vec!["train", "--lr", "-1"], "--lr"),
+        (
+            vec!["train", "--hidden", "12,x", "--model", "mlp"],
+            "--hidden",
+        ),
+        (vec!["train", "--samples", "0"], "--samples"),
+        (
+            vec!["train", "--model", "softmax", "--classes", "1"],
+            "--classes",
+        ),
+    ] {
+        for output in [singleton(&args), mpirun(3, &args)] {
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+            assert!(
+                stderr(&output).contains(needle),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+            assert_eq!(
+                own_lines(&output).len(),
+                1,
+                "{args:?}: printed once: {}",
+                stderr(&output)
+            );
+            assert!(!stderr(&output).contains("panicked"));
+        }
+    }
+}
+
+#[test]
+fn a_batch_smaller_than_the_ranks_is_refused_once() {
+    let output = mpirun(4, &["train", "--samples", "100", "--batch", "3"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let lines = own_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("--batch (3)") && lines[0].contains("ranks (4)"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn an_existing_run_file_is_kept_without_force() {
+    let dir = scratch("keep_existing");
+    let path = dir.join("run.h5");
+    std::fs::write(&path, b"precious").unwrap();
+    let args = [
+        "train",
+        "--samples",
+        "500",
+        "--batch",
+        "50",
+        "--epochs",
+        "1",
+        "--out",
+        path.to_str().unwrap(),
+    ];
+    let output = mpirun(2, &args);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--force"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert_success(&mpirun(2, &forced));
+    assert!(hdf5::File::open(&path).is_ok());
+}
+
+#[test]
+fn an_unwritable_out_fails_on_rank_0_without_hanging_the_others() {
+    let dir = scratch("unwritable");
+    let not_a_dir = dir.join("plain-file");
+    std::fs::write(&not_a_dir, b"").unwrap();
+    let out = not_a_dir.join("run.h5");
+    let output = mpirun(
+        3,
+        &[
+            "train",
+            "--samples",
+            "500",
+            "--batch",
+            "50",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let lines = own_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("rank 0") && lines[0].contains("plain-file"),
+        "{lines:?}"
+    );
+    // Nothing left behind: no run file, no temporary.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+}
