@@ -13,9 +13,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-use anyhow::Context;
-
-use crate::comm::{Comm, Traffic};
+use crate::comm::{Allreduce, Comm};
 use crate::config::{Config, ModelKind};
 use crate::data::partition::{block, BatchPlan};
 use crate::data::synthetic::Generator;
@@ -59,44 +57,113 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
 
     let data = generate::<F>(config, &plan, comm);
     describe_setup(config, &plan, comm, &provenance, &data);
-
-    let mut model = build_model::<F>(config, plan.max_local_batch(comm.rank()));
-    let mut params = vec![F::zero(); model.n_params()];
-    model.init_params(&mut params, config.seed);
-    let steps_per_epoch = plan.steps_per_epoch();
-    let mut sgd = Sgd::new(
-        SgdSettings {
-            lr: config.lr,
-            momentum: config.momentum,
-            l2: config.l2,
-            warmup_steps: (config.warmup_epochs * steps_per_epoch as f64).round() as usize,
-        },
-        params.len(),
-    );
-    let mut allreduce = config.allreduce.build::<F>();
-    let mut grad = vec![F::zero(); params.len()];
-    let mut grad_sum = vec![F::zero(); params.len()];
-    let total_steps = config.epochs * steps_per_epoch;
-    let mut record = StepRecord::new(total_steps);
-    let mut eval_s = vec![0.0; config.epochs];
-    let mut epochs = EpochMetrics::default();
-    let (rank, world) = (comm.rank(), comm.world());
+    let mut trainer = Trainer::new(config, comm, plan, &data);
     let timer_overhead_s = 8.0 * timer_cost();
 
     comm.barrier();
     let begin = mpi::time();
     for epoch in 0..config.epochs {
+        trainer.train_epoch(epoch);
+    }
+    let wall_s = comm.max(&[mpi::time() - begin])[0];
+
+    let last = |values: &[f64]| *values.last().expect("at least one epoch");
+    let summary = Summary {
+        wall_s,
+        samples_per_s: (config.samples * config.epochs) as f64 / wall_s,
+        steps: trainer.record.step.len(),
+        loss: last(&trainer.epochs.train_loss),
+        train_accuracy: last(&trainer.epochs.train_accuracy),
+        test_accuracy: last(&trainer.epochs.test_accuracy),
+        timer_overhead_s,
+        replicas_identical: replicas_identical(comm, &trainer.params),
+    };
+    if !summary.replicas_identical {
+        log::warn!(
+            "rank {}: final parameters differ between ranks (the allreduce did not give every rank the same bits)",
+            comm.rank()
+        );
+    }
+    let written = write_run_file(&trainer, &provenance, &startup, summary.clone());
+    comm.agree(written)?;
+    if comm.is_root() {
+        println!("{}", summary_line(config, comm.size(), &summary));
+    }
+    Ok(())
+}
+
+/// One rank's training state: the model, its flat parameter and gradient buffers, and the
+/// measurements, all allocated before the first step.
+struct Trainer<'a, F: Real> {
+    config: &'a Config,
+    comm: &'a Comm,
+    plan: BatchPlan,
+    data: &'a LocalData<F>,
+    model: Box<dyn Model<F>>,
+    params: Vec<F>,
+    /// This rank's gradient, summed over its rows of the batch.
+    grad: Vec<F>,
+    /// The allreduce result: the gradient summed over the global batch.
+    grad_sum: Vec<F>,
+    sgd: Sgd<F>,
+    allreduce: Box<dyn Allreduce<F>>,
+    record: StepRecord,
+    /// Seconds of each epoch's evaluation on this rank.
+    eval_s: Vec<f64>,
+    epochs: EpochMetrics,
+}
+
+impl<'a, F: Real> Trainer<'a, F> {
+    fn new(config: &'a Config, comm: &'a Comm, plan: BatchPlan, data: &'a LocalData<F>) -> Self {
+        let model = build_model::<F>(config, plan.max_local_batch(comm.rank()));
+        let mut params = vec![F::zero(); model.n_params()];
+        model.init_params(&mut params, config.seed);
+        let steps_per_epoch = plan.steps_per_epoch();
+        let sgd = Sgd::new(
+            SgdSettings {
+                lr: config.lr,
+                momentum: config.momentum,
+                l2: config.l2,
+                warmup_steps: (config.warmup_epochs * steps_per_epoch as f64).round() as usize,
+            },
+            params.len(),
+        );
+        Self {
+            config,
+            comm,
+            plan,
+            data,
+            model,
+            grad: vec![F::zero(); params.len()],
+            grad_sum: vec![F::zero(); params.len()],
+            params,
+            sgd,
+            allreduce: config.allreduce.build::<F>(),
+            record: StepRecord::new(config.epochs * steps_per_epoch),
+            eval_s: Vec::with_capacity(config.epochs),
+            epochs: EpochMetrics::default(),
+        }
+    }
+
+    /// The steps of one epoch, then its evaluation.
+    fn train_epoch(&mut self, epoch: usize) {
         let epoch_begin = mpi::time();
+        let steps_per_epoch = self.plan.steps_per_epoch();
+        let (rank, world) = (self.comm.rank(), self.comm.world());
         let mut seen = BatchStats::default();
         for s in 0..steps_per_epoch {
             let step = epoch * steps_per_epoch + s;
+            let batch_rows = self.plan.batch_rows(s).len();
             let start = mpi::time();
-            let (x, y) = data.train.slice(plan.local_batch(rank, s));
-            let stats = model.loss_and_grad(&params, x, y, &mut grad);
+            let (x, y) = self.data.train.slice(self.plan.local_batch(rank, s));
+            let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
             let computed = mpi::time();
-            let traffic: Traffic = allreduce.allreduce_sum(world, &grad, &mut grad_sum);
+            let traffic = self
+                .allreduce
+                .allreduce_sum(world, &self.grad, &mut self.grad_sum);
             let reduced = mpi::time();
-            sgd.step(step, &mut params, &grad_sum, plan.batch_rows(s).len());
+            self.sgd
+                .step(step, &mut self.params, &self.grad_sum, batch_rows);
             let end = mpi::time();
             let times = StepTimes {
                 start,
@@ -104,20 +171,22 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
                 reduced,
                 end,
             };
-            record.record(step, times, traffic, stats.loss_sum);
+            self.record.record(step, times, traffic, stats.loss_sum);
             seen += stats;
-            if config.log_every > 0 && (step + 1) % config.log_every == 0 {
-                let loss = comm.sum(&[stats.loss_sum])[0] / plan.batch_rows(s).len() as f64;
-                info_root!(
-                    comm,
-                    "step {}/{total_steps}: batch loss {loss:.6}",
-                    step + 1
-                );
+            if self.config.log_every > 0 && (step + 1) % self.config.log_every == 0 {
+                let loss = self.comm.sum(&[stats.loss_sum])[0] / batch_rows as f64;
+                info_root!(self.comm, "step {}: batch loss {loss:.6}", step + 1);
             }
         }
+        self.evaluate(epoch, seen, epoch_begin);
+    }
+
+    /// Test-set evaluation and one allreduce of the epoch's loss and accuracy sums.
+    fn evaluate(&mut self, epoch: usize, seen: BatchStats, epoch_begin: f64) {
         let eval_begin = mpi::time();
-        let tested = model.evaluate(&params, data.test.x.view(), &data.test.y);
-        let sums = comm.sum(&[
+        let test = &self.data.test;
+        let tested = self.model.evaluate(&self.params, test.x.view(), &test.y);
+        let sums = self.comm.sum(&[
             seen.loss_sum,
             seen.correct,
             seen.rows,
@@ -126,59 +195,25 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
             tested.rows,
         ]);
         let eval_end = mpi::time();
-        eval_s[epoch] = eval_end - eval_begin;
+        self.eval_s.push(eval_end - eval_begin);
         let (seen, tested) = (stats_from(&sums[..3]), stats_from(&sums[3..]));
-        epochs.train_loss.push(seen.mean_loss());
-        epochs.train_accuracy.push(seen.accuracy());
-        epochs.test_loss.push(tested.mean_loss());
-        epochs.test_accuracy.push(tested.accuracy());
+        self.epochs.train_loss.push(seen.mean_loss());
+        self.epochs.train_accuracy.push(seen.accuracy());
+        self.epochs.test_loss.push(tested.mean_loss());
+        self.epochs.test_accuracy.push(tested.accuracy());
         let seconds = eval_end - epoch_begin;
         info_root!(
-            comm,
+            self.comm,
             "epoch {}/{}: loss {:.6}  train_acc {:.4}  test_acc {:.4}  {:.3} s  {:.3e} samples/s",
             epoch + 1,
-            config.epochs,
+            self.config.epochs,
             seen.mean_loss(),
             seen.accuracy(),
             tested.accuracy(),
             seconds,
-            config.samples as f64 / seconds
+            self.config.samples as f64 / seconds
         );
     }
-    let wall_s = comm.max(&[mpi::time() - begin])[0];
-
-    let summary = Summary {
-        wall_s,
-        samples_per_s: (config.samples * config.epochs) as f64 / wall_s,
-        steps: total_steps,
-        loss: *epochs.train_loss.last().expect("at least one epoch"),
-        train_accuracy: *epochs.train_accuracy.last().expect("at least one epoch"),
-        test_accuracy: *epochs.test_accuracy.last().expect("at least one epoch"),
-        timer_overhead_s,
-        replicas_identical: replicas_identical(comm, &params),
-    };
-    if !summary.replicas_identical {
-        log::warn!("rank {rank}: final parameters differ between ranks (the allreduce did not give every rank the same bits)");
-    }
-    let written = write_run_file(
-        config,
-        comm,
-        &plan,
-        &provenance,
-        &startup,
-        &data,
-        &record,
-        &eval_s,
-        epochs,
-        &params,
-        model.as_ref(),
-        &summary,
-    );
-    comm.agree(written)?;
-    if comm.is_root() {
-        println!("{}", summary_line(config, comm.size(), &summary));
-    }
-    Ok(())
 }
 
 /// Generates this rank's training rows (its share of every global batch) and its block of the
@@ -284,42 +319,40 @@ fn replicas_identical<F: Real>(comm: &Comm, params: &[F]) -> bool {
 }
 
 /// Collective (gathers); rank 0 writes the file when `--out` was given.
-#[allow(clippy::too_many_arguments)]
 fn write_run_file<F: Real>(
-    config: &Config,
-    comm: &Comm,
-    plan: &BatchPlan,
+    trainer: &Trainer<F>,
     provenance: &Provenance,
     startup: &Startup,
-    data: &LocalData<F>,
-    record: &StepRecord,
-    eval_s: &[f64],
-    epochs: EpochMetrics,
-    params: &[F],
-    model: &dyn Model<F>,
-    summary: &Summary,
+    summary: Summary,
 ) -> anyhow::Result<()> {
+    let Trainer {
+        config,
+        comm,
+        plan,
+        data,
+        ..
+    } = trainer;
     let Some(path) = &config.out else {
         return Ok(());
     };
-    let steps = record.gather(comm);
-    let eval_table = gather_columns(comm, eval_s);
+    let steps = trainer.record.gather(comm);
+    let eval_s = gather_columns(comm, &trainer.eval_s);
     let rows = comm.gather(&[data.train.rows() as u64]);
     let test_rows = comm.gather(&[data.test.rows() as u64]);
     let mpi_init_s = comm.gather(&[startup.mpi_init_s]);
     let data_s = comm.gather(&[data.seconds]);
     let (Some(steps), Some(eval_s), Some(rows), Some(test_rows), Some(mpi_init_s), Some(data_s)) =
-        (steps, eval_table, rows, test_rows, mpi_init_s, data_s)
+        (steps, eval_s, rows, test_rows, mpi_init_s, data_s)
     else {
         return Ok(()); // not rank 0
     };
-    let spe = plan.steps_per_epoch();
+    let steps_per_epoch = plan.steps_per_epoch();
     let loss = steps
         .loss_sum
         .rows()
         .into_iter()
         .enumerate()
-        .map(|(t, by_rank)| by_rank.sum() / plan.batch_rows(t % spe).len() as f64)
+        .map(|(t, by_rank)| by_rank.sum() / plan.batch_rows(t % steps_per_epoch).len() as f64)
         .collect();
     let report = RunReport {
         provenance,
@@ -332,12 +365,12 @@ fn write_run_file<F: Real>(
         steps,
         eval_s,
         loss,
-        epochs,
-        params,
-        layout: model.layout(),
-        summary: summary.clone(),
+        epochs: trainer.epochs.clone(),
+        params: &trainer.params,
+        layout: trainer.model.layout(),
+        summary,
     };
-    output::write(path, &report).context("rank 0")?;
+    output::write(path, &report)?;
     info_root!(comm, "wrote {}", path.display());
     Ok(())
 }

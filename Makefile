@@ -1,0 +1,79 @@
+# mpi-sgd: `make run` trains the default model on 8 ranks; `make test` runs every test.
+# Both install missing system packages first (`make deps`).
+#
+# Variables: NP (ranks, default 8), ARGS (extra `train` options), OUT (run file),
+# HOSTFILE (an MPI hostfile, see hostfiles/).
+
+NP       ?= 8
+ARGS     ?=
+OUT      ?= results/run.h5
+HOSTFILE ?=
+BIN      := target/release/mpi-sgd
+
+# Debian/Ubuntu packages the build, the tests and the HDF5 tools need.
+DEB_PACKAGES := build-essential pkg-config libclang-dev libopenmpi-dev openmpi-bin \
+                libhdf5-dev hdf5-tools libopenblas-dev
+
+.PHONY: all deps build run test lint bench clean
+
+all: build
+
+# Installs what is missing: apt-get as root, through sudo otherwise. On other systems it
+# checks for the tools and prints the command that installs them.
+deps:
+	@command -v cargo >/dev/null || { echo "make deps: cargo not found; install Rust from https://rustup.rs, then run make again" >&2; exit 1; }
+	@if command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then \
+	  missing=""; \
+	  for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	  done; \
+	  [ -z "$$missing" ] && exit 0; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null; then sudo="sudo"; \
+	  else echo "make deps: need root to install:$$missing" >&2; exit 1; fi; \
+	  echo "make deps: installing$$missing"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	elif command -v mpirun >/dev/null && pkg-config --exists hdf5 2>/dev/null; then \
+	  echo "make deps: not a Debian system; found mpirun and HDF5, assuming OpenBLAS and libclang too"; \
+	else \
+	  echo "make deps: install MPI, HDF5, OpenBLAS and libclang, then run make again:" >&2; \
+	  echo "  Fedora/RHEL: sudo dnf install openmpi-devel hdf5-devel openblas-devel clang-devel pkgconf && module load mpi/openmpi-x86_64" >&2; \
+	  echo "  macOS:       brew install open-mpi hdf5 openblas llvm pkg-config" >&2; \
+	  echo "  cluster:     module load openmpi hdf5 openblas   (names vary by site: module avail)" >&2; \
+	  exit 1; \
+	fi
+
+build: deps
+	cargo build --release
+
+# mpirun with Open MPI's permissions only where they are needed: --oversubscribe when asking
+# for more ranks than cores (and no hostfile), the run-as-root variables when run by root.
+launch = openmpi=$$(mpirun --version 2>/dev/null | grep -c "Open MPI"); flags=""; \
+	if [ -n "$(HOSTFILE)" ]; then flags="--hostfile $(HOSTFILE)"; \
+	elif [ "$$openmpi" -gt 0 ] && [ $(1) -gt $$(nproc) ]; then \
+	  echo "note: $(1) ranks on $$(nproc) cores: oversubscribed (--oversubscribe); timings show contention"; \
+	  flags="--oversubscribe"; fi; \
+	if [ "$$openmpi" -gt 0 ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "note: running as root: OMPI_ALLOW_RUN_AS_ROOT=1"; \
+	  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi; \
+	mpirun -n $(1) $$flags
+
+# The main job: default model and data on NP ranks, run file in OUT (overwritten).
+run: build
+	@mkdir -p $(dir $(OUT))
+	@$(call launch,$(NP)) $(BIN) train --out $(OUT) --force $(ARGS)
+
+test: deps
+	cargo test --release
+
+lint: deps
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -- -D warnings
+
+bench: build
+	bash bench/run.sh
+
+clean:
+	cargo clean
+	rm -rf bench/build
