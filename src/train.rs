@@ -242,7 +242,7 @@ fn generate<F: Real>(config: &Config, plan: &BatchPlan, comm: &Comm) -> LocalDat
 
 fn build_model<F: Real>(config: &Config, max_rows: usize) -> Box<dyn Model<F>> {
     match config.model {
-        ModelKind::Logistic => Box::new(Logistic::new(config.features)),
+        ModelKind::Logistic => Box::new(Logistic::<F>::new(config.features, max_rows)),
         ModelKind::Softmax | ModelKind::Mlp => Box::new(Mlp::<F>::new(&config.widths(), max_rows)),
     }
 }

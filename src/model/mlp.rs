@@ -58,7 +58,7 @@ impl<F: Real> Mlp<F> {
         };
         Self {
             layout,
-            max_rows: max_rows.max(1),
+            max_rows,
             outputs: buffers(),
             deltas: buffers(),
         }
@@ -169,6 +169,10 @@ impl<F: Real> Model<F> for Mlp<F> {
         &self.layout
     }
 
+    fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
     /// He initialisation, `W ~ N(0, 2 / fan_in)`, zero biases: keeps the variance of ReLU
     /// activations constant through the layers (He et al. 2015).
     fn init_params(&self, params: &mut [F], seed: u64) {
@@ -190,23 +194,15 @@ impl<F: Real> Model<F> for Mlp<F> {
         y: &[u32],
         grad: &mut [F],
     ) -> BatchStats {
-        assert!(x.nrows() <= self.max_rows, "batch larger than the buffers");
         self.forward(params, x.view());
         let stats = self.head(y, true);
         self.backward(params, x, grad);
         stats
     }
 
-    fn evaluate(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats {
-        let mut total = BatchStats::default();
-        let mut start = 0;
-        while start < y.len() {
-            let end = (start + self.max_rows).min(y.len());
-            self.forward(params, x.slice(s![start..end, ..]));
-            total += self.head(&y[start..end], false);
-            start = end;
-        }
-        total
+    fn loss(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats {
+        self.forward(params, x);
+        self.head(y, false)
     }
 }
 

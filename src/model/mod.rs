@@ -62,9 +62,9 @@ impl BatchStats {
 
 /// A model over a flat parameter buffer.
 ///
-/// `x` is [rows, features], `y` [rows] class labels; `rows` may be zero (a rank with no share of
-/// a short last batch) and is at most the `max_rows` the model was built for, so no call
-/// allocates.
+/// `x` is [rows, features], `y` [rows] class labels. Work buffers are allocated once for
+/// [`Model::max_rows`] rows, so no call allocates; `rows` may be zero (a rank with no share of
+/// a short last batch).
 pub trait Model<F: Real> {
     /// The parameter tensors, in flat-buffer order.
     fn layout(&self) -> &[Tensor];
@@ -73,11 +73,14 @@ pub trait Model<F: Real> {
         self.layout().last().map_or(0, |t| t.range().end)
     }
 
+    /// The most rows one call of `loss_and_grad` or `loss` takes.
+    fn max_rows(&self) -> usize;
+
     /// Initial parameters from `seed`; identical on every rank.
     fn init_params(&self, params: &mut [F], seed: u64);
 
-    /// Overwrites `grad` with the gradient of the summed loss over the rows and returns the
-    /// summed loss and correct predictions.
+    /// Overwrites `grad` with the gradient of the summed loss over the rows (at most
+    /// `max_rows`) and returns the summed loss and correct predictions.
     fn loss_and_grad(
         &mut self,
         params: &[F],
@@ -86,9 +89,19 @@ pub trait Model<F: Real> {
         grad: &mut [F],
     ) -> BatchStats;
 
-    /// Summed loss and correct predictions, without a gradient. Any number of rows: they are
-    /// taken `max_rows` at a time.
-    fn evaluate(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats;
+    /// Summed loss and correct predictions of at most `max_rows` rows, without a gradient.
+    fn loss(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats;
+
+    /// [`Model::loss`] of any number of rows, taken `max_rows` at a time.
+    fn evaluate(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats {
+        let mut total = BatchStats::default();
+        let chunk = self.max_rows().max(1);
+        for start in (0..y.len()).step_by(chunk) {
+            let end = (start + chunk).min(y.len());
+            total += self.loss(params, x.slice(ndarray::s![start..end, ..]), &y[start..end]);
+        }
+        total
+    }
 }
 
 #[cfg(test)]

@@ -1,25 +1,21 @@
 //! Numerically stable sigmoid, softplus and log-sum-exp.
 //!
 //! The naive forms overflow: `1 / (1 + e^-z)` for z << 0 and `ln(1 + e^z)` for z >> 0 compute
-//! `e^|z|` = inf. Each function below only ever exponentiates a non-positive number
-//! (the standard forms, e.g. scikit-learn's `_logistic_loss` and `scipy.special.logsumexp`).
+//! `e^|z|` = inf. Everything here only ever exponentiates a non-positive number (the standard
+//! forms, as in scikit-learn's `_logistic_loss` and `scipy.special.logsumexp`): the softplus
+//! of logistic regression is `max(z, 0) + ln(1 + e^-|z|)`, the log-sum-exp subtracts the max.
 
 use num_traits::Float;
 
-/// `1 / (1 + e^-z)`, via `e^-|z|` so nothing overflows.
-pub fn sigmoid<F: Float>(z: F) -> F {
-    let e = (-z.abs()).exp();
+/// `1 / (1 + e^-z)` from `e = e^-|z|`, which the caller computes once per row (it also
+/// needs it for the loss): only a non-positive number is ever exponentiated, so nothing
+/// overflows.
+pub fn sigmoid<F: Float>(z: F, e: F) -> F {
     if z >= F::zero() {
         F::one() / (F::one() + e)
     } else {
         e / (F::one() + e)
     }
-}
-
-/// `ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|)`; the binary cross-entropy of logit z and label
-/// t is `softplus(z) - t z`.
-pub fn softplus<F: Float>(z: F) -> F {
-    z.max(F::zero()) + (-z.abs()).exp().ln_1p()
 }
 
 /// `ln sum_k e^(z_k) = m + ln sum_k e^(z_k - m)` with `m = max_k z_k`.
@@ -33,6 +29,46 @@ pub fn log_sum_exp<F: Float>(z: &[F]) -> F {
         .map(|&v| (v - m).exp())
         .fold(F::zero(), |a, b| a + b)
         .ln()
+}
+
+/// Sum of `ln(y_i)` over a stream of factors `y_i` in [1, 2], with one logarithm per
+/// [`LogSum::FACTORS`] factors instead of one per factor: the product of 64 such factors is at
+/// most 2^64, far inside the range of f32 and f64, and its rounding error (64 ulp relative,
+/// 7e-15 absolute in f64) is far below what a summed loss can show.
+///
+/// Logistic regression's loss needs `ln(1 + e^-|z|)` per row; with the logarithm done this way
+/// the per-row cost is one exponential.
+pub struct LogSum<F> {
+    sum: F,
+    product: F,
+    pending: usize,
+}
+
+impl<F: Float> LogSum<F> {
+    pub const FACTORS: usize = 64;
+
+    pub fn new() -> Self {
+        Self {
+            sum: F::zero(),
+            product: F::one(),
+            pending: 0,
+        }
+    }
+
+    /// Adds `ln(factor)`; `factor` must lie in [1, 2].
+    pub fn add(&mut self, factor: F) {
+        self.product = self.product * factor;
+        self.pending += 1;
+        if self.pending == Self::FACTORS {
+            self.sum = self.sum + self.product.ln();
+            self.product = F::one();
+            self.pending = 0;
+        }
+    }
+
+    pub fn total(&self) -> F {
+        self.sum + self.product.ln()
+    }
 }
 
 /// Index of the largest entry (the first one on ties).
@@ -50,22 +86,33 @@ pub fn argmax<F: Float>(z: &[F]) -> usize {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sigmoid_is_finite_and_exact_at_the_extremes() {
-        assert_eq!(sigmoid(1000.0_f64), 1.0);
-        assert_eq!(sigmoid(-1000.0_f64), 0.0);
-        assert_eq!(sigmoid(0.0_f32), 0.5);
-        assert!((sigmoid(-30.0_f64) - (-30.0_f64).exp()).abs() < 1e-25);
+    fn sigmoid_of(z: f64) -> f64 {
+        sigmoid(z, (-z.abs()).exp())
     }
 
     #[test]
-    fn softplus_matches_the_naive_form_where_that_is_safe_and_stays_finite_elsewhere() {
-        for z in [-5.0_f64, -0.5, 0.0, 0.5, 5.0] {
-            assert!((softplus(z) - (1.0 + z.exp()).ln()).abs() < 1e-15);
+    fn sigmoid_is_finite_and_exact_at_the_extremes() {
+        assert_eq!(sigmoid_of(1000.0), 1.0);
+        assert_eq!(sigmoid_of(-1000.0), 0.0);
+        assert_eq!(sigmoid(0.0_f32, 1.0), 0.5);
+        assert!((sigmoid_of(-30.0) - (-30.0_f64).exp()).abs() < 1e-25);
+        assert!((sigmoid_of(1.5) - 1.0 / (1.0 + (-1.5_f64).exp())).abs() < 1e-16);
+    }
+
+    #[test]
+    fn log_sum_matches_the_sum_of_logarithms() {
+        for n in [0, 1, 63, 64, 65, 1000] {
+            let factors: Vec<f64> = (0..n)
+                .map(|i| 1.0 + (i as f64 * 0.37).sin().abs())
+                .collect();
+            let mut sum = LogSum::new();
+            factors.iter().for_each(|&f| sum.add(f));
+            let exact: f64 = factors.iter().map(|f| f.ln()).sum();
+            assert!((sum.total() - exact).abs() < 1e-12, "n = {n}");
         }
-        assert_eq!(softplus(1000.0_f64), 1000.0);
-        assert_eq!(softplus(-1000.0_f64), 0.0);
-        assert_eq!(softplus(1e4_f32), 1e4);
+        let mut sum = LogSum::<f32>::new();
+        (0..10_000).for_each(|_| sum.add(2.0));
+        assert!((sum.total() / (10_000.0 * 2f32.ln()) - 1.0).abs() < 1e-5);
     }
 
     #[test]
