@@ -90,11 +90,14 @@ impl<F: Real> Mlp<F> {
                 _ => before[l - 1].slice(s![..rows, ..]),
             };
             let mut out = after[0].slice_mut(s![..rows, ..]);
-            general_mat_mul(F::one(), &input, &w, F::zero(), &mut out);
-            for mut row in out.rows_mut() {
-                row.zip_mut_with(&b, |v, &bias| *v = *v + bias);
-                if l < last {
-                    row.mapv_inplace(|v| v.max(F::zero()));
+            // Z = b (each row), then Z += A W: the bias rides in GEMM's beta = 1.
+            out.rows_mut()
+                .into_iter()
+                .for_each(|mut row| row.assign(&b));
+            general_mat_mul(F::one(), &input, &w, F::one(), &mut out);
+            if l < last {
+                for v in contiguous_mut(&mut out) {
+                    *v = v.max(F::zero());
                 }
             }
         }
@@ -141,7 +144,10 @@ impl<F: Real> Mlp<F> {
             general_mat_mul(F::one(), &input.t(), &delta, F::zero(), &mut dw);
             let db = &mut grad[b_range];
             db.fill(F::zero());
-            for row in delta.rows() {
+            let delta_rows = delta
+                .as_slice()
+                .expect("leading rows of a buffer are contiguous");
+            for row in delta_rows.chunks_exact(fan_out) {
                 for (g, &d) in db.iter_mut().zip(row) {
                     *g = *g + d;
                 }
@@ -152,16 +158,22 @@ impl<F: Real> Mlp<F> {
                     ArrayView2::from_shape((fan_in, fan_out), &params[self.layout[2 * l].range()])
                         .expect("layout matches the buffer");
                 general_mat_mul(F::one(), &delta, &w.t(), F::zero(), &mut below);
-                ndarray::Zip::from(&mut below)
-                    .and(&input)
-                    .for_each(|d, &a| {
-                        if a <= F::zero() {
-                            *d = F::zero();
-                        }
-                    });
+                // ReLU'(Z) = 1[A > 0]; a select, not a branch, so the loop vectorises.
+                let active = input
+                    .as_slice()
+                    .expect("leading rows of a buffer are contiguous");
+                for (d, &a) in contiguous_mut(&mut below).iter_mut().zip(active) {
+                    *d = if a > F::zero() { *d } else { F::zero() };
+                }
             }
         }
     }
+}
+
+/// The elements of a view of leading rows of a buffer, which are contiguous.
+fn contiguous_mut<'v, F>(view: &'v mut ArrayViewMut2<F>) -> &'v mut [F] {
+    view.as_slice_mut()
+        .expect("leading rows of a buffer are contiguous")
 }
 
 impl<F: Real> Model<F> for Mlp<F> {

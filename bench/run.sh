@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# `make bench`: mpi-sgd against a NumPy and an mpi4py+NumPy peer on the same workloads, with
+# the machine's memory bandwidth (STREAM-style) and single-thread GEMM peak, all in one run.
+# Rounds are interleaved (every configuration once per round, REPEAT rounds) so drift of a
+# shared machine hits every configuration alike; bench/summarize.py reports medians.
+#
+# Environment: REPEAT (rounds, default 5). Output: bench/build/runs.csv, bench/build/report.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPEAT=${REPEAT:-5}
+build=bench/build
+mkdir -p "$build/runs"
+
+# Open MPI needs these to run as root, and --oversubscribe past the core count; set only then.
+mpirun_flags=()
+if mpirun --version 2>/dev/null | grep -q "Open MPI"; then
+  [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  [ "$(nproc)" -lt 2 ] && mpirun_flags+=(--oversubscribe)
+fi
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1   # single-threaded BLAS everywhere
+
+if [ ! -x "$build/venv/bin/python" ]; then
+  python3 -m venv "$build/venv"
+  "$build/venv/bin/pip" install -q -r bench/requirements.txt
+fi
+py="$build/venv/bin/python"
+mpicc -O3 -o "$build/stream" bench/stream.c
+cc -O2 -o "$build/gemm" bench/gemm.c $(pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread) -lopenblas
+
+logistic=(--samples 1000000 --features 20 --epochs 8 --batch 8192 --lr 0.1)
+mlp=(--model mlp --hidden 512 --samples 200000 --features 20 --classes 10 --batch 8192 --epochs 4 --lr 0.1)
+
+csv="$build/runs.csv"
+echo "round,workload,program,ranks,dtype,value,file" > "$csv"
+value() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
+
+for round in $(seq 1 "$REPEAT"); do
+  echo "round $round/$REPEAT" >&2
+  for dtype in f64 f32; do
+    for workload in logistic mlp; do
+      declare -n args=$workload
+      for ranks in 1 2; do
+        file="$build/runs/$workload-$dtype-$ranks-$round.h5"
+        wall=$(mpirun "${mpirun_flags[@]}" -n "$ranks" target/release/mpi-sgd train "${args[@]}" \
+                 --dtype "$dtype" --out "$file" --force 2>/dev/null | value wall_s)
+        echo "$round,$workload,mpi-sgd,$ranks,$dtype,$wall,$file" >> "$csv"
+        wall=$(mpirun "${mpirun_flags[@]}" -n "$ranks" "$py" bench/numpy_sgd.py --mpi "${args[@]}" \
+                 --dtype "$dtype" | value wall_s)
+        echo "$round,$workload,mpi4py,$ranks,$dtype,$wall," >> "$csv"
+      done
+      wall=$("$py" bench/numpy_sgd.py "${args[@]}" --dtype "$dtype" | value wall_s)
+      echo "$round,$workload,numpy,1,$dtype,$wall," >> "$csv"
+    done
+  done
+  for ranks in 1 2; do
+    mpirun "${mpirun_flags[@]}" -n "$ranks" "$build/stream" | tr ' ' '\n' \
+      | sed -n "s/^\([a-z]*\)_GBps=\(.*\)/$round,stream,\1,$ranks,f64,\2,/p" >> "$csv"
+  done
+  "$build/gemm" | sed -n "s/gemm n=[0-9]* dtype=\([a-z0-9]*\) gflops=\(.*\)/$round,gemm,peak,1,\1,\2,/p" >> "$csv"
+done
+"$py" bench/summarize.py "$csv" | tee "$build/report.md"

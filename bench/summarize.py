@@ -1,0 +1,118 @@
+"""Summarises bench/build/runs.csv (written by bench/run.sh) as markdown: medians with min and
+max over the interleaved rounds, ratios of medians, achieved memory bandwidth and GEMM rates,
+and whether each goal of docs/benchmarks.md is met."""
+import csv
+import statistics
+import sys
+from collections import defaultdict
+
+import h5py
+
+ITEM = {"f64": 8, "f32": 4}
+LOGISTIC = dict(samples=1_000_000, features=20, epochs=8)
+MLP = dict(samples=200_000, widths=[20, 512, 10], epochs=4)
+
+
+def mlp_flops_per_row(widths):
+    """GEMM flops of one training row: forward Z = A W, backward dW = A^T D and, below the top
+    layer, D W^T; 2 flops per multiply-add."""
+    pairs = list(zip(widths[:-1], widths[1:]))
+    forward = sum(2 * a * b for a, b in pairs)
+    weight_grads = forward
+    input_grads = sum(2 * a * b for a, b in pairs[1:])
+    return forward + weight_grads + input_grads
+
+
+def main(path):
+    values, files = defaultdict(list), defaultdict(list)
+    for row in csv.DictReader(open(path)):
+        key = (row["workload"], row["program"], int(row["ranks"]), row["dtype"])
+        if row["value"]:
+            values[key].append(float(row["value"]))
+        if row["file"]:
+            files[key].append(row["file"])
+    med = lambda key: statistics.median(values[key])
+    spread = lambda key: f"{med(key):.3f} ({min(values[key]):.3f}-{max(values[key]):.3f})"
+    rounds = max(len(v) for v in values.values())
+    out = []
+    goal = lambda ok, text: out.append(f"- {'met' if ok else 'MISSED'}: {text}")
+
+    out.append(f"Medians of {rounds} interleaved rounds (min-max in brackets).\n")
+    read = {p: med(("stream", "read", p, "f64")) for p in (1, 2)}
+    triad = {p: med(("stream", "triad", p, "f64")) for p in (1, 2)}
+    peak = {d: med(("gemm", "peak", 1, d)) for d in ("f64", "f32")}
+    out.append("| machine | 1 core | 2 cores |\n|---|---|---|")
+    out.append(f"| STREAM read, GB/s | {read[1]:.2f} | {read[2]:.2f} |")
+    out.append(f"| STREAM triad, GB/s | {triad[1]:.2f} | {triad[2]:.2f} |")
+    out.append(f"| GEMM 2048^3 single thread, GFLOP/s | f64 {peak['f64']:.1f}, f32 {peak['f32']:.1f} | |\n")
+
+    for dtype in ("f64", "f32"):
+        out.append(f"### logistic, 1,000,000 x 20, 8 epochs, batch 8192, {dtype}\n")
+        out.append("| program | ranks | wall s | X streamed GB/s | share of STREAM read | test acc |")
+        out.append("|---|---|---|---|---|---|")
+        x_bytes = LOGISTIC["samples"] * LOGISTIC["features"] * ITEM[dtype] * LOGISTIC["epochs"]
+        for program, ranks in (("numpy", 1), ("mpi4py", 1), ("mpi4py", 2), ("mpi-sgd", 1), ("mpi-sgd", 2)):
+            key = ("logistic", program, ranks, dtype)
+            bw = x_bytes / med(key) / 1e9
+            acc = accuracy(files[key])
+            out.append(f"| {program} | {ranks} | {spread(key)} | {bw:.2f} | {bw / read[ranks]:.0%} | {acc} |")
+        t = lambda program, ranks: med(("logistic", program, ranks, dtype))
+        out.append("")
+        if dtype == "f64":
+            bw1 = x_bytes / t("mpi-sgd", 1) / 1e9
+            bw2 = x_bytes / t("mpi-sgd", 2) / 1e9
+            goal(t("mpi-sgd", 1) <= 0.6 * t("numpy", 1), f"1 rank at most 0.6x NumPy: {t('mpi-sgd', 1) / t('numpy', 1):.2f}x")
+            goal(bw1 >= 0.8 * read[1], f"1 rank at least 80% of one core's read bandwidth: {bw1 / read[1]:.0%}")
+            goal(bw2 >= 0.8 * read[2], f"2 ranks at least 80% of two cores' read bandwidth: {bw2 / read[2]:.0%}")
+            goal(t("mpi-sgd", 1) <= 0.6 * t("mpi4py", 1), f"at most 0.6x mpi4py at 1 rank: {t('mpi-sgd', 1) / t('mpi4py', 1):.2f}x")
+            goal(t("mpi-sgd", 2) <= 0.75 * t("mpi4py", 2), f"at most 0.75x mpi4py at 2 ranks: {t('mpi-sgd', 2) / t('mpi4py', 2):.2f}x")
+            out.append(f"- 2-rank speedup {t('mpi-sgd', 1) / t('mpi-sgd', 2):.2f}x; a memory-bound cap would be "
+                       f"read(2)/read(1) = {read[2] / read[1]:.2f}x\n")
+
+        out.append(f"### mlp --hidden 512, 200,000 x 20, 10 classes, batch 8192, 4 epochs, {dtype}\n")
+        out.append("| program | ranks | wall s | GEMM GFLOP/s per rank in compute | of peak | test acc |")
+        out.append("|---|---|---|---|---|---|")
+        for program, ranks in (("numpy", 1), ("mpi4py", 1), ("mpi4py", 2), ("mpi-sgd", 1), ("mpi-sgd", 2)):
+            key = ("mlp", program, ranks, dtype)
+            rate, share = "", ""
+            if program == "mpi-sgd":
+                r = gemm_rate(files[key], ranks)
+                rate, share = f"{r:.1f}", f"{r / peak[dtype]:.0%}"
+            out.append(f"| {program} | {ranks} | {spread(key)} | {rate} | {share} | {accuracy(files[key])} |")
+        m = lambda program, ranks: med(("mlp", program, ranks, dtype))
+        out.append("")
+        if dtype == "f64":
+            goal(m("mpi-sgd", 1) / m("mpi-sgd", 2) >= 1.8, f"2 ranks at least 1.8x faster than 1: {m('mpi-sgd', 1) / m('mpi-sgd', 2):.2f}x")
+            for ranks in (1, 2):
+                goal(m("mpi-sgd", ranks) <= 0.8 * m("mpi4py", ranks),
+                     f"at most 0.8x mpi4py at {ranks} rank(s): {m('mpi-sgd', ranks) / m('mpi4py', ranks):.2f}x")
+            out.append("")
+    out.append("### f32 against f64 (mpi-sgd)\n")
+    out.append("| workload | ranks | f64 wall s | f32 wall s | speed-up | test acc f64 / f32 |\n|---|---|---|---|---|---|")
+    for workload in ("logistic", "mlp"):
+        for ranks in (1, 2):
+            k64, k32 = (workload, "mpi-sgd", ranks, "f64"), (workload, "mpi-sgd", ranks, "f32")
+            out.append(f"| {workload} | {ranks} | {med(k64):.3f} | {med(k32):.3f} | {med(k64) / med(k32):.2f}x | "
+                       f"{accuracy(files[k64])} / {accuracy(files[k32])} |")
+    print("\n".join(out))
+
+
+def accuracy(paths):
+    if not paths:
+        return ""
+    values = [h5py.File(p, "r")["metrics/test_accuracy"][-1] for p in paths]
+    return f"{statistics.median(values):.4f}"
+
+
+def gemm_rate(paths, ranks):
+    """GEMM GFLOP/s of one rank during the compute phase (median over runs and ranks)."""
+    flops = MLP["samples"] * MLP["epochs"] * mlp_flops_per_row(MLP["widths"]) / ranks
+    rates = []
+    for p in paths:
+        compute = h5py.File(p, "r")["timings/compute"][()]
+        rates += list(flops / compute.sum(axis=0) / 1e9)
+    return statistics.median(rates)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "bench/build/runs.csv")
