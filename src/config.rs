@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::comm::AllreduceKind;
+use crate::data::DataShape;
 use crate::errors::usage;
 
 #[derive(Debug, Parser)]
@@ -74,21 +75,23 @@ pub struct TrainArgs {
     /// Hidden layer widths of the MLP, comma-separated [default: 128,64].
     #[arg(long, value_delimiter = ',', value_name = "W1,W2,...")]
     pub hidden: Option<Vec<usize>>,
-    /// Training data: `synthetic` (generated per rank from the seed).
-    #[arg(long, default_value = "synthetic", value_name = "synthetic")]
+    /// Training data: `synthetic` (generated per rank from the seed), or an HDF5 file with
+    /// datasets X [rows, features] and y [rows], optionally X_test and y_test.
+    #[arg(long, default_value = "synthetic", value_name = "synthetic|PATH")]
     pub data: String,
-    /// Training rows (the global data set).
-    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
-    pub samples: usize,
-    /// Features per row.
-    #[arg(long, default_value_t = 20, value_name = "D")]
-    pub features: usize,
+    /// Training rows (the global data set) [default: 1000000 synthetic; all rows of a file].
+    #[arg(long, value_name = "N")]
+    pub samples: Option<usize>,
+    /// Features per row [default: 20 synthetic; a file's width, which this must match].
+    #[arg(long, value_name = "D")]
+    pub features: Option<usize>,
     /// Classes (softmax, mlp; logistic is binary) [default: 10].
     #[arg(long, value_name = "K")]
     pub classes: Option<usize>,
-    /// Test rows, drawn from the same distribution, disjoint from the training rows.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
-    pub test_samples: usize,
+    /// Test rows, disjoint from the training rows [default: 10000 synthetic; all of a file's
+    /// X_test, none if it has none].
+    #[arg(long, value_name = "N")]
+    pub test_samples: Option<usize>,
     /// Probability that a synthetic binary label is flipped (logistic data only).
     #[arg(
         long,
@@ -155,17 +158,38 @@ pub struct TrainArgs {
     pub log_every: usize,
 }
 
-/// Validated settings of a training run.
+/// Where the training rows come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    Synthetic,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSource::Synthetic => f.write_str("synthetic"),
+            DataSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Validated settings of a training run. The data's sizes are final only once the data source
+/// has been opened ([`crate::data::DataShape`]); here they are what the user asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub model: ModelKind,
     /// Hidden widths (empty unless `model` is mlp).
     pub hidden: Vec<usize>,
-    pub samples: usize,
-    pub features: usize,
+    pub data: DataSource,
+    /// Training rows; `None`: every row of the data file.
+    pub samples: Option<usize>,
+    /// Features; `None`: the data file's width.
+    pub features: Option<usize>,
     /// 2 for logistic.
     pub classes: usize,
-    pub test_samples: usize,
+    /// Test rows; `None`: every row of the file's test set.
+    pub test_samples: Option<usize>,
     pub label_noise: f64,
     pub epochs: usize,
     pub batch: usize,
@@ -200,15 +224,20 @@ impl std::fmt::Display for Setting {
 }
 
 const DEFAULT_HIDDEN: [usize; 2] = [128, 64];
+const DEFAULT_SAMPLES: usize = 1_000_000;
+const DEFAULT_FEATURES: usize = 20;
+const DEFAULT_TEST_SAMPLES: usize = 10_000;
 const DEFAULT_CLASSES: usize = 10;
 
 impl Config {
     pub fn from_args(args: TrainArgs) -> anyhow::Result<Self> {
-        if args.data != "synthetic" {
-            return Err(usage(format!(
-                "--data {}: this build trains on synthetic data only; use --data synthetic",
-                args.data
-            )));
+        let data = match args.data.as_str() {
+            "synthetic" => DataSource::Synthetic,
+            path => DataSource::File(PathBuf::from(path)),
+        };
+        let synthetic = data == DataSource::Synthetic;
+        if !synthetic && args.label_noise != 0.0 {
+            return Err(usage("--label-noise applies to synthetic data only"));
         }
         let hidden = match (args.model, args.hidden) {
             (ModelKind::Mlp, hidden) => hidden.unwrap_or(DEFAULT_HIDDEN.to_vec()),
@@ -237,10 +266,10 @@ impl Config {
         let positive = [
             ("--samples", args.samples),
             ("--features", args.features),
-            ("--epochs", args.epochs),
-            ("--batch", args.batch),
+            ("--epochs", Some(args.epochs)),
+            ("--batch", Some(args.batch)),
         ];
-        for (name, value) in positive {
+        for (name, value) in positive.into_iter().filter_map(|(n, v)| Some((n, v?))) {
             if value == 0 {
                 return Err(usage(format!("{name} must be at least 1")));
             }
@@ -278,10 +307,13 @@ impl Config {
         Ok(Self {
             model: args.model,
             hidden,
-            samples: args.samples,
-            features: args.features,
+            samples: args.samples.or(synthetic.then_some(DEFAULT_SAMPLES)),
+            features: args.features.or(synthetic.then_some(DEFAULT_FEATURES)),
             classes,
-            test_samples: args.test_samples,
+            test_samples: args
+                .test_samples
+                .or(synthetic.then_some(DEFAULT_TEST_SAMPLES)),
+            data,
             label_noise: args.label_noise,
             epochs: args.epochs,
             batch: args.batch,
@@ -299,15 +331,15 @@ impl Config {
     }
 
     /// Layer widths of the softmax/MLP network: [features, hidden..., classes].
-    pub fn widths(&self) -> Vec<usize> {
-        let mut widths = vec![self.features];
+    pub fn widths(&self, features: usize) -> Vec<usize> {
+        let mut widths = vec![features];
         widths.extend(&self.hidden);
         widths.push(self.classes);
         widths
     }
 
-    /// Every resolved option, for the run file and the summary line.
-    pub fn settings(&self, ranks: usize) -> Vec<(&'static str, Setting)> {
+    /// Every resolved option, for the run file.
+    pub fn settings(&self, ranks: usize, shape: &DataShape) -> Vec<(&'static str, Setting)> {
         use Setting::*;
         let hidden = self
             .hidden
@@ -318,11 +350,11 @@ impl Config {
         vec![
             ("model", Text(self.model.name().into())),
             ("hidden", Text(hidden)),
-            ("data", Text("synthetic".into())),
-            ("samples", Int(self.samples as u64)),
-            ("features", Int(self.features as u64)),
+            ("data", Text(self.data.to_string())),
+            ("samples", Int(shape.samples as u64)),
+            ("features", Int(shape.features as u64)),
             ("classes", Int(self.classes as u64)),
-            ("test_samples", Int(self.test_samples as u64)),
+            ("test_samples", Int(shape.test_samples as u64)),
             ("label_noise", Float(self.label_noise)),
             ("epochs", Int(self.epochs as u64)),
             ("batch", Int(self.batch as u64)),
@@ -354,13 +386,23 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let c = parse("").unwrap();
         assert_eq!(c.model, ModelKind::Logistic);
-        assert_eq!((c.samples, c.features, c.classes), (1_000_000, 20, 2));
+        assert_eq!(
+            (c.samples, c.features, c.classes),
+            (Some(1_000_000), Some(20), 2)
+        );
+        assert_eq!(c.test_samples, Some(10_000));
+        let file = parse("--data d.h5").unwrap();
+        assert_eq!(file.data, DataSource::File("d.h5".into()));
+        assert_eq!(
+            (file.samples, file.features, file.test_samples),
+            (None, None, None)
+        );
         assert_eq!((c.epochs, c.batch, c.lr, c.seed), (8, 8192, 0.1, 42));
         assert_eq!(c.dtype, Dtype::F64);
         assert!(c.hidden.is_empty());
         let mlp = parse("--model mlp").unwrap();
         assert_eq!((mlp.hidden.clone(), mlp.classes), (vec![128, 64], 10));
-        assert_eq!(mlp.widths(), vec![20, 128, 64, 10]);
+        assert_eq!(mlp.widths(20), vec![20, 128, 64, 10]);
     }
 
     #[test]
@@ -374,7 +416,7 @@ mod tests {
             ("--classes 3", "binary"),
             ("--hidden 4", "--hidden"),
             ("--model mlp --hidden 4,0", "--hidden"),
-            ("--data file.h5", "--data"),
+            ("--data file.h5 --label-noise 0.1", "--label-noise"),
             ("--label-noise 0.7", "--label-noise"),
         ] {
             let err = parse(line).unwrap_err();

@@ -15,9 +15,8 @@ use std::hash::{Hash, Hasher};
 
 use crate::comm::{Allreduce, Comm};
 use crate::config::{Config, ModelKind};
-use crate::data::partition::{block, BatchPlan};
-use crate::data::synthetic::Generator;
-use crate::data::Dataset;
+use crate::data::partition::BatchPlan;
+use crate::data::{DataShape, Dataset, Source};
 use crate::errors::usage;
 use crate::info_root;
 use crate::model::logistic::Logistic;
@@ -35,18 +34,21 @@ pub struct Startup {
     pub blas_threads: usize,
 }
 
-/// A rank's training and test rows and the seconds it took to make them.
+/// A rank's training and test rows, the data set's sizes, and the seconds it took to load
+/// (or generate) the rows.
 struct LocalData<F> {
     train: Dataset<F>,
     test: Dataset<F>,
+    shape: DataShape,
     seconds: f64,
 }
 
 /// Collective: trains the configured model and writes the run file. Errors are returned at
 /// points where all ranks agree on them (see [`Comm::agree`]).
 pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::Result<()> {
+    let (source, shape) = comm.agree(Source::open(config))?;
     let plan =
-        BatchPlan::new(config.samples, config.batch, comm.size()).map_err(|e| usage(e.to_string()));
+        BatchPlan::new(shape.samples, config.batch, comm.size()).map_err(|e| usage(e.to_string()));
     let plan = comm.agree(plan)?;
     let provenance = Provenance::collect(comm, startup.blas_threads);
     let destination = match (&config.out, comm.is_root()) {
@@ -55,7 +57,14 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
     };
     comm.agree(destination)?;
 
-    let data = generate::<F>(config, &plan, comm);
+    let begin = mpi::time();
+    let (train, test) = comm.agree(source.load::<F>(config, &shape, &plan, comm.rank()))?;
+    let data = LocalData {
+        train,
+        test,
+        shape,
+        seconds: mpi::time() - begin,
+    };
     describe_setup(config, &plan, comm, &provenance, &data);
     let mut trainer = Trainer::new(config, comm, plan, &data);
     let timer_overhead_s = 8.0 * timer_cost();
@@ -70,7 +79,7 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
     let last = |values: &[f64]| *values.last().expect("at least one epoch");
     let summary = Summary {
         wall_s,
-        samples_per_s: (config.samples * config.epochs) as f64 / wall_s,
+        samples_per_s: (data.shape.samples * config.epochs) as f64 / wall_s,
         steps: trainer.record.step.len(),
         loss: last(&trainer.epochs.train_loss),
         train_accuracy: last(&trainer.epochs.train_accuracy),
@@ -87,7 +96,10 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
     let written = write_run_file(&trainer, &provenance, &startup, summary.clone());
     comm.agree(written)?;
     if comm.is_root() {
-        println!("{}", summary_line(config, comm.size(), &summary));
+        println!(
+            "{}",
+            summary_line(config, comm.size(), &data.shape, &summary)
+        );
     }
     Ok(())
 }
@@ -115,7 +127,11 @@ struct Trainer<'a, F: Real> {
 
 impl<'a, F: Real> Trainer<'a, F> {
     fn new(config: &'a Config, comm: &'a Comm, plan: BatchPlan, data: &'a LocalData<F>) -> Self {
-        let model = build_model::<F>(config, plan.max_local_batch(comm.rank()));
+        let model = build_model::<F>(
+            config,
+            data.shape.features,
+            plan.max_local_batch(comm.rank()),
+        );
         let mut params = vec![F::zero(); model.n_params()];
         model.init_params(&mut params, config.seed);
         let steps_per_epoch = plan.steps_per_epoch();
@@ -211,39 +227,17 @@ impl<'a, F: Real> Trainer<'a, F> {
             seen.accuracy(),
             tested.accuracy(),
             seconds,
-            self.config.samples as f64 / seconds
+            self.data.shape.samples as f64 / seconds
         );
     }
 }
 
-/// Generates this rank's training rows (its share of every global batch) and its block of the
-/// test rows, which follow the training rows in the global index space.
-fn generate<F: Real>(config: &Config, plan: &BatchPlan, comm: &Comm) -> LocalData<F> {
-    let begin = mpi::time();
-    let generator = match config.model {
-        ModelKind::Logistic => Generator::binary(config.features, config.label_noise, config.seed),
-        ModelKind::Softmax | ModelKind::Mlp => {
-            Generator::blobs(config.features, config.classes, config.seed)
-        }
-    };
-    let rows: Vec<usize> = plan.global_rows(comm.rank()).collect();
-    let train = generator.generate(config.seed, rows.into_iter());
-    let test_rows = block(config.test_samples, comm.size(), comm.rank());
-    let test = generator.generate(
-        config.seed,
-        (test_rows.start + config.samples)..(test_rows.end + config.samples),
-    );
-    LocalData {
-        train,
-        test,
-        seconds: mpi::time() - begin,
-    }
-}
-
-fn build_model<F: Real>(config: &Config, max_rows: usize) -> Box<dyn Model<F>> {
+fn build_model<F: Real>(config: &Config, features: usize, max_rows: usize) -> Box<dyn Model<F>> {
     match config.model {
-        ModelKind::Logistic => Box::new(Logistic::<F>::new(config.features, max_rows)),
-        ModelKind::Softmax | ModelKind::Mlp => Box::new(Mlp::<F>::new(&config.widths(), max_rows)),
+        ModelKind::Logistic => Box::new(Logistic::<F>::new(features, max_rows)),
+        ModelKind::Softmax | ModelKind::Mlp => {
+            Box::new(Mlp::<F>::new(&config.widths(features), max_rows))
+        }
     }
 }
 
@@ -266,11 +260,12 @@ fn describe_setup<F: Real>(
     );
     info_root!(
         comm,
-        "{} on {} x {} synthetic rows ({} test), {}; global batch {} ({}..{} rows per rank), {} steps/epoch, {} epochs, allreduce {}",
+        "{} on {} x {} rows of {} ({} test), {}; global batch {} ({}..{} rows per rank), {} steps/epoch, {} epochs, allreduce {}",
         config.model.name(),
-        config.samples,
-        config.features,
-        config.test_samples,
+        data.shape.samples,
+        data.shape.features,
+        config.data,
+        data.shape.test_samples,
         F::NAME,
         config.batch,
         plan.max_local_batch(comm.size() - 1),
@@ -279,14 +274,19 @@ fn describe_setup<F: Real>(
         config.epochs,
         config.allreduce.name()
     );
-    log::debug!(
-        "rank {}: {} training rows, {} test rows, {:.1} MiB, generated in {:.3} s",
+    let mib = (data.train.bytes() + data.test.bytes()) as f64 / (1 << 20) as f64;
+    let line = format!(
+        "rank {}: {} training rows, {} test rows, {mib:.1} MiB of data, loaded in {:.3} s",
         comm.rank(),
         data.train.rows(),
         data.test.rows(),
-        (data.train.bytes() + data.test.bytes()) as f64 / (1 << 20) as f64,
         data.seconds
     );
+    if comm.is_root() {
+        log::info!("{line}");
+    } else {
+        log::debug!("{line}");
+    }
 }
 
 fn stats_from(sums: &[f64]) -> BatchStats {
@@ -356,7 +356,7 @@ fn write_run_file<F: Real>(
         .collect();
     let report = RunReport {
         provenance,
-        settings: config.settings(comm.size()),
+        settings: config.settings(comm.size(), &data.shape),
         allreduce_counting: config.allreduce.traffic_counting(),
         rows,
         test_rows,
@@ -376,7 +376,7 @@ fn write_run_file<F: Real>(
 }
 
 /// The last line on stdout: `key=value` pairs for scripts.
-fn summary_line(config: &Config, ranks: usize, s: &Summary) -> String {
+fn summary_line(config: &Config, ranks: usize, shape: &DataShape, s: &Summary) -> String {
     let out = config
         .out
         .as_ref()
@@ -387,8 +387,8 @@ fn summary_line(config: &Config, ranks: usize, s: &Summary) -> String {
         config.model.name(),
         config.allreduce.name(),
         config.dtype.name(),
-        config.samples,
-        config.features,
+        shape.samples,
+        shape.features,
         config.batch,
         config.epochs,
         s.steps,

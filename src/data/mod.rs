@@ -1,12 +1,113 @@
 //! Training and test rows: which ones a rank owns ([`partition`]) and where they come from
-//! ([`synthetic`]).
+//! ([`synthetic`] generators or an HDF5 [`file`]).
 
+pub mod file;
 pub mod partition;
 pub mod synthetic;
 
 use ndarray::{Array2, ArrayView2};
 
+use crate::config::{Config, DataSource, ModelKind};
+use crate::errors::usage;
 use crate::real::Real;
+use file::DataFile;
+use partition::{block, BatchPlan};
+use synthetic::Generator;
+
+/// The sizes of the data a run trains on, final once the source is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataShape {
+    pub samples: usize,
+    pub features: usize,
+    pub test_samples: usize,
+}
+
+/// An opened source of rows.
+pub enum Source {
+    Synthetic(Generator),
+    File(DataFile),
+}
+
+impl Source {
+    /// Opens the configured source and checks the requested sizes against it.
+    pub fn open(config: &Config) -> anyhow::Result<(Self, DataShape)> {
+        match &config.data {
+            DataSource::Synthetic => {
+                let requested =
+                    |value: Option<usize>| value.expect("synthetic sizes have defaults");
+                let shape = DataShape {
+                    samples: requested(config.samples),
+                    features: requested(config.features),
+                    test_samples: requested(config.test_samples),
+                };
+                let generator = match config.model {
+                    ModelKind::Logistic => {
+                        Generator::binary(shape.features, config.label_noise, config.seed)
+                    }
+                    ModelKind::Softmax | ModelKind::Mlp => {
+                        Generator::blobs(shape.features, config.classes, config.seed)
+                    }
+                };
+                Ok((Source::Synthetic(generator), shape))
+            }
+            DataSource::File(path) => {
+                let file = DataFile::open(path)?;
+                let shown = path.display();
+                let shape = DataShape {
+                    samples: config.samples.unwrap_or(file.rows),
+                    features: file.features,
+                    test_samples: config.test_samples.unwrap_or(file.test_rows),
+                };
+                if let Some(features) = config.features.filter(|&f| f != file.features) {
+                    return Err(usage(format!(
+                        "--features {features}: {shown} has {} features; leave --features out to use the file's",
+                        file.features
+                    )));
+                }
+                if shape.samples > file.rows {
+                    return Err(usage(format!(
+                        "--samples {}: {shown} has only {} rows",
+                        shape.samples, file.rows
+                    )));
+                }
+                if shape.test_samples > file.test_rows {
+                    return Err(usage(format!(
+                        "--test-samples {}: {shown} has {} test rows (X_test, y_test)",
+                        shape.test_samples, file.test_rows
+                    )));
+                }
+                Ok((Source::File(file), shape))
+            }
+        }
+    }
+
+    /// This rank's training rows (its share of every global batch, in local order) and its
+    /// block of the test rows.
+    pub fn load<F: Real>(
+        &self,
+        config: &Config,
+        shape: &DataShape,
+        plan: &BatchPlan,
+        rank: usize,
+    ) -> anyhow::Result<(Dataset<F>, Dataset<F>)> {
+        let test_rows = block(shape.test_samples, plan.ranks(), rank);
+        match self {
+            Source::Synthetic(generator) => {
+                let train = generator.generate(config.seed, plan.global_rows(rank));
+                // Test rows follow the training rows in the global index space.
+                let test = generator.generate(
+                    config.seed,
+                    test_rows.start + shape.samples..test_rows.end + shape.samples,
+                );
+                Ok((train, test))
+            }
+            Source::File(file) => Ok((
+                file.read_train(&plan.row_pattern(rank), config.classes)?,
+                file.read_test(test_rows, config.classes)?,
+            )),
+        }
+    }
+}
 
 /// A rank's rows: features `x` [rows, features] and integer class labels `y` [rows].
 #[derive(Debug, Clone)]

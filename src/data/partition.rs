@@ -27,6 +27,17 @@ pub fn block(n: usize, parts: usize, index: usize) -> Range<usize> {
     start..start + len
 }
 
+/// A rank's rows in local order: `count` blocks of `block` rows, `stride` rows apart from
+/// `first` on (HDF5's strided hyperslab), then the rows of `tail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowPattern {
+    pub first: usize,
+    pub stride: usize,
+    pub count: usize,
+    pub block: usize,
+    pub tail: Range<usize>,
+}
+
 /// The cutting of `samples` training rows into global batches of `batch` rows shared by
 /// `ranks` ranks. Construct with [`BatchPlan::new`], which checks the sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +76,6 @@ impl BatchPlan {
         })
     }
 
-    #[cfg(test)]
     pub fn ranks(&self) -> usize {
         self.ranks
     }
@@ -105,6 +115,25 @@ impl BatchPlan {
     /// The most rows `rank` has in any one batch (the size of its work buffers).
     pub fn max_local_batch(&self, rank: usize) -> usize {
         block(self.batch, self.ranks, rank).len()
+    }
+
+    /// `rank`'s rows as a file reader selects them: the same block of every full batch (one
+    /// strided selection) followed by its share of the short last batch, if any.
+    pub fn row_pattern(&self, rank: usize) -> RowPattern {
+        let full_batches = self.samples / self.batch;
+        let share = block(self.batch, self.ranks, rank);
+        let tail = if full_batches < self.steps_per_epoch() {
+            self.rank_share(rank, full_batches)
+        } else {
+            self.samples..self.samples
+        };
+        RowPattern {
+            first: share.start,
+            stride: self.batch,
+            count: full_batches,
+            block: share.len(),
+            tail,
+        }
     }
 
     /// The global indices of `rank`'s rows, in local storage order.
@@ -172,6 +201,25 @@ mod tests {
                     assert_eq!(&global[local.clone()], &expected[..]);
                     next = local.end;
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_row_pattern_lists_the_same_rows() {
+        for plan in plans() {
+            for rank in 0..plan.ranks() {
+                let p = plan.row_pattern(rank);
+                let strided = (0..p.count).flat_map(|i| {
+                    let start = p.first + i * p.stride;
+                    start..start + p.block
+                });
+                let rows: Vec<usize> = strided.chain(p.tail.clone()).collect();
+                assert_eq!(
+                    rows,
+                    plan.global_rows(rank).collect::<Vec<_>>(),
+                    "{plan:?} {rank}"
+                );
             }
         }
     }

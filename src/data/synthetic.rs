@@ -100,8 +100,9 @@ impl Generator {
     pub fn generate<F: Real>(
         &self,
         seed: u64,
-        rows: impl ExactSizeIterator<Item = usize>,
+        rows: impl IntoIterator<Item = usize>,
     ) -> Dataset<F> {
+        let rows: Vec<usize> = rows.into_iter().collect();
         let n = rows.len();
         let d = self.features();
         let mut x = Array2::<F>::zeros((n, d));
@@ -125,7 +126,7 @@ mod tests {
     fn a_row_depends_only_on_seed_and_index() {
         let gen = Generator::blobs(5, 3, 7);
         let all: Dataset<f64> = gen.generate(7, 0..10);
-        let some: Dataset<f64> = gen.generate(7, [3usize, 8].into_iter());
+        let some: Dataset<f64> = gen.generate(7, [3, 8]);
         assert_eq!(all.x.row(3), some.x.row(0));
         assert_eq!(all.x.row(8), some.x.row(1));
         assert_eq!(all.y[8], some.y[1]);
