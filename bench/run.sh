@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: mpi-sgd against a NumPy and an mpi4py+NumPy peer on the same workloads, with
-# the machine's memory bandwidth (STREAM-style) and single-thread GEMM peak, all in one run.
+# the machine's memory bandwidth (STREAM-style) and single-thread GEMM rates (square peak and
+# the MLP step's narrow shapes), all in one run.
 # Rounds are interleaved (every configuration once per round, REPEAT rounds) so drift of a
 # shared machine hits every configuration alike; bench/summarize.py reports medians.
 #
@@ -31,8 +32,9 @@ logistic=(--samples 1000000 --features 20 --epochs 8 --batch 8192 --lr 0.1)
 mlp=(--model mlp --hidden 512 --samples 200000 --features 20 --classes 10 --batch 8192 --epochs 4 --lr 0.1)
 
 csv="$build/runs.csv"
-echo "round,workload,program,ranks,dtype,value,file" > "$csv"
-value() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
+echo "round,workload,program,ranks,dtype,value,accuracy,file" > "$csv"
+# "key=value ..." line -> "wall_s,test_accuracy"
+measures() { sed -n "s/.*wall_s=\([^ ]*\).*test_accuracy=\([^ ]*\).*/\1,\2/p"; }
 
 for round in $(seq 1 "$REPEAT"); do
   echo "round $round/$REPEAT" >&2
@@ -41,21 +43,21 @@ for round in $(seq 1 "$REPEAT"); do
       declare -n args=$workload
       for ranks in 1 2; do
         file="$build/runs/$workload-$dtype-$ranks-$round.h5"
-        wall=$(mpirun "${mpirun_flags[@]}" -n "$ranks" target/release/mpi-sgd train "${args[@]}" \
-                 --dtype "$dtype" --out "$file" --force 2>/dev/null | value wall_s)
-        echo "$round,$workload,mpi-sgd,$ranks,$dtype,$wall,$file" >> "$csv"
-        wall=$(mpirun "${mpirun_flags[@]}" -n "$ranks" "$py" bench/numpy_sgd.py --mpi "${args[@]}" \
-                 --dtype "$dtype" | value wall_s)
-        echo "$round,$workload,mpi4py,$ranks,$dtype,$wall," >> "$csv"
+        m=$(mpirun "${mpirun_flags[@]}" -n "$ranks" target/release/mpi-sgd train "${args[@]}" \
+              --dtype "$dtype" --out "$file" --force 2>/dev/null | measures)
+        echo "$round,$workload,mpi-sgd,$ranks,$dtype,$m,$file" >> "$csv"
+        m=$(mpirun "${mpirun_flags[@]}" -n "$ranks" "$py" bench/numpy_sgd.py --mpi "${args[@]}" \
+              --dtype "$dtype" | measures)
+        echo "$round,$workload,mpi4py,$ranks,$dtype,$m," >> "$csv"
       done
-      wall=$("$py" bench/numpy_sgd.py "${args[@]}" --dtype "$dtype" | value wall_s)
-      echo "$round,$workload,numpy,1,$dtype,$wall," >> "$csv"
+      m=$("$py" bench/numpy_sgd.py "${args[@]}" --dtype "$dtype" | measures)
+      echo "$round,$workload,numpy,1,$dtype,$m," >> "$csv"
     done
   done
   for ranks in 1 2; do
     mpirun "${mpirun_flags[@]}" -n "$ranks" "$build/stream" | tr ' ' '\n' \
-      | sed -n "s/^\([a-z]*\)_GBps=\(.*\)/$round,stream,\1,$ranks,f64,\2,/p" >> "$csv"
+      | sed -n "s/^\([a-z]*\)_GBps=\(.*\)/$round,stream,\1,$ranks,f64,\2,,/p" >> "$csv"
   done
-  "$build/gemm" | sed -n "s/gemm n=[0-9]* dtype=\([a-z0-9]*\) gflops=\(.*\)/$round,gemm,peak,1,\1,\2,/p" >> "$csv"
+  "$build/gemm" | sed -n "s/gemm shape=\([a-zA-Z0-9]*\) dtype=\([a-z0-9]*\) gflops=\(.*\)/$round,gemm,\1,1,\2,\3,,/p" >> "$csv"
 done
 "$py" bench/summarize.py "$csv" | tee "$build/report.md"

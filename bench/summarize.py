@@ -24,13 +24,16 @@ def mlp_flops_per_row(widths):
 
 
 def main(path):
-    values, files = defaultdict(list), defaultdict(list)
+    values, files, accuracies = defaultdict(list), defaultdict(list), defaultdict(list)
     for row in csv.DictReader(open(path)):
         key = (row["workload"], row["program"], int(row["ranks"]), row["dtype"])
         if row["value"]:
             values[key].append(float(row["value"]))
+        if row["accuracy"]:
+            accuracies[key].append(float(row["accuracy"]))
         if row["file"]:
             files[key].append(row["file"])
+    accuracy = lambda key: f"{statistics.median(accuracies[key]):.4f}" if accuracies[key] else ""
     med = lambda key: statistics.median(values[key])
     spread = lambda key: f"{med(key):.3f} ({min(values[key]):.3f}-{max(values[key]):.3f})"
     rounds = max(len(v) for v in values.values())
@@ -45,6 +48,14 @@ def main(path):
     out.append(f"| STREAM read, GB/s | {read[1]:.2f} | {read[2]:.2f} |")
     out.append(f"| STREAM triad, GB/s | {triad[1]:.2f} | {triad[2]:.2f} |")
     out.append(f"| GEMM 2048^3 single thread, GFLOP/s | f64 {peak['f64']:.1f}, f32 {peak['f32']:.1f} | |\n")
+    shapes = {"fwd1": "A0 W1 [8192x20][20x512]", "fwd2": "A1 W2 [8192x512][512x10]",
+              "dW1": "A0^T D1 [20x8192][8192x512]", "dW2": "A1^T D2 [512x8192][8192x10]",
+              "dA1": "D2 W2^T [8192x10][10x512]"}
+    out.append("| MLP step GEMM (single thread) | f64 GFLOP/s | f32 GFLOP/s |\n|---|---|---|")
+    for shape, text in shapes.items():
+        r64, r32 = med(("gemm", shape, 1, "f64")), med(("gemm", shape, 1, "f32"))
+        out.append(f"| {text} | {r64:.1f} ({r64 / peak['f64']:.0%} of peak) | {r32:.1f} ({r32 / peak['f32']:.0%}) |")
+    out.append("")
 
     for dtype in ("f64", "f32"):
         out.append(f"### logistic, 1,000,000 x 20, 8 epochs, batch 8192, {dtype}\n")
@@ -54,7 +65,7 @@ def main(path):
         for program, ranks in (("numpy", 1), ("mpi4py", 1), ("mpi4py", 2), ("mpi-sgd", 1), ("mpi-sgd", 2)):
             key = ("logistic", program, ranks, dtype)
             bw = x_bytes / med(key) / 1e9
-            acc = accuracy(files[key])
+            acc = accuracy(key)
             out.append(f"| {program} | {ranks} | {spread(key)} | {bw:.2f} | {bw / read[ranks]:.0%} | {acc} |")
         t = lambda program, ranks: med(("logistic", program, ranks, dtype))
         out.append("")
@@ -78,7 +89,7 @@ def main(path):
             if program == "mpi-sgd":
                 r = gemm_rate(files[key], ranks)
                 rate, share = f"{r:.1f}", f"{r / peak[dtype]:.0%}"
-            out.append(f"| {program} | {ranks} | {spread(key)} | {rate} | {share} | {accuracy(files[key])} |")
+            out.append(f"| {program} | {ranks} | {spread(key)} | {rate} | {share} | {accuracy(key)} |")
         m = lambda program, ranks: med(("mlp", program, ranks, dtype))
         out.append("")
         if dtype == "f64":
@@ -93,15 +104,8 @@ def main(path):
         for ranks in (1, 2):
             k64, k32 = (workload, "mpi-sgd", ranks, "f64"), (workload, "mpi-sgd", ranks, "f32")
             out.append(f"| {workload} | {ranks} | {med(k64):.3f} | {med(k32):.3f} | {med(k64) / med(k32):.2f}x | "
-                       f"{accuracy(files[k64])} / {accuracy(files[k32])} |")
+                       f"{accuracy(k64)} / {accuracy(k32)} |")
     print("\n".join(out))
-
-
-def accuracy(paths):
-    if not paths:
-        return ""
-    values = [h5py.File(p, "r")["metrics/test_accuracy"][-1] for p in paths]
-    return f"{statistics.median(values):.4f}"
 
 
 def gemm_rate(paths, ranks):
