@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Train a model with synchronous data-parallel SGD (run under mpirun or srun).
     Train(TrainArgs),
+    /// Measure and check the allreduce algorithms over a sweep of message sizes (OSU style).
+    BenchAllreduce(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -141,6 +143,10 @@ pub struct TrainArgs {
     /// Allreduce algorithm that combines the gradients.
     #[arg(long, value_enum, default_value_t = AllreduceKind::Mpi)]
     pub allreduce: AllreduceKind,
+    /// Local SGD: each rank steps on its own rows and the parameters are averaged across ranks
+    /// every K steps (0: once, at the end). Without it, gradients are averaged every step.
+    #[arg(long, value_name = "K")]
+    pub average_every: Option<usize>,
     /// Floating-point type of data, parameters and gradients.
     #[arg(long, value_enum, default_value_t = Dtype::F64)]
     pub dtype: Dtype,
@@ -198,6 +204,9 @@ pub struct Config {
     pub l2: f64,
     pub warmup_epochs: f64,
     pub allreduce: AllreduceKind,
+    /// `None`: gradient averaging every step; `Some(k)`: parameter averaging every k steps
+    /// (0: at the end only).
+    pub average_every: Option<usize>,
     pub dtype: Dtype,
     pub seed: u64,
     pub out: Option<PathBuf>,
@@ -322,6 +331,7 @@ impl Config {
             l2: args.l2,
             warmup_epochs: args.warmup_epochs,
             allreduce: args.allreduce,
+            average_every: args.average_every,
             dtype: args.dtype,
             seed: args.seed,
             out: args.out,
@@ -363,6 +373,10 @@ impl Config {
             ("l2", Float(self.l2)),
             ("warmup_epochs", Float(self.warmup_epochs)),
             ("allreduce", Text(self.allreduce.name().into())),
+            (
+                "average_every",
+                Text(self.average_every.map_or("off".into(), |k| k.to_string())),
+            ),
             ("dtype", Text(self.dtype.name().into())),
             ("seed", Int(self.seed)),
             ("ranks", Int(ranks as u64)),
@@ -378,8 +392,10 @@ mod tests {
     fn parse(line: &str) -> anyhow::Result<Config> {
         let argv = std::iter::once("mpi-sgd train").chain(line.split_whitespace());
         let argv: Vec<&str> = argv.flat_map(|a| a.split(' ')).collect();
-        let Command::Train(args) = Cli::try_parse_from(argv)?.command;
-        Config::from_args(args)
+        match Cli::try_parse_from(argv)?.command {
+            Command::Train(args) => Config::from_args(args),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]

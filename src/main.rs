@@ -7,6 +7,7 @@
 // Links OpenBLAS, the BLAS behind ndarray's matrix products.
 extern crate blas_src;
 
+mod bench;
 mod blas;
 mod comm;
 mod config;
@@ -27,7 +28,7 @@ use std::time::Instant;
 use clap::Parser;
 
 use crate::comm::Comm;
-use crate::config::{Cli, Command, Config, Dtype, TrainArgs};
+use crate::config::{Cli, Command, Config, Dtype};
 use crate::errors::{exit_code, ReportedElsewhere, UsageError};
 
 fn main() -> ExitCode {
@@ -42,20 +43,34 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Train(args) => train_command(args, start),
+        Command::Train(args) => {
+            let config = match Config::from_args(args) {
+                Ok(config) => config,
+                Err(error) => {
+                    if launcher_rank() == 0 {
+                        eprintln!("mpi-sgd: error: {error}");
+                    }
+                    return ExitCode::from(exit_code(&error));
+                }
+            };
+            with_mpi(start, |comm, startup| match config.dtype {
+                Dtype::F64 => train::run::<f64>(&config, comm, startup),
+                Dtype::F32 => train::run::<f32>(&config, comm, startup),
+            })
+        }
+        Command::BenchAllreduce(args) => with_mpi(start, |comm, startup| match args.dtype {
+            Dtype::F64 => bench::run::<f64>(&args, comm, &startup),
+            Dtype::F32 => bench::run::<f32>(&args, comm, &startup),
+        }),
     }
 }
 
-fn train_command(args: TrainArgs, start: Instant) -> ExitCode {
-    let config = match Config::from_args(args) {
-        Ok(config) => config,
-        Err(error) => {
-            if launcher_rank() == 0 {
-                eprintln!("mpi-sgd: error: {error}");
-            }
-            return ExitCode::from(exit_code(&error));
-        }
-    };
+/// Starts MPI, logging and the abort-on-panic hook, runs `body` on every rank, and turns its
+/// outcome into a message and an exit code.
+fn with_mpi(
+    start: Instant,
+    body: impl FnOnce(&Comm, train::Startup) -> anyhow::Result<()>,
+) -> ExitCode {
     let init_begin = Instant::now();
     let Some(universe) = mpi::initialize() else {
         eprintln!("mpi-sgd: error: MPI could not be initialised");
@@ -68,11 +83,7 @@ fn train_command(args: TrainArgs, start: Instant) -> ExitCode {
     let comm = Comm::new(universe.world());
     logging::init(comm.rank(), start);
     abort_job_on_panic(comm.rank());
-    let outcome = match config.dtype {
-        Dtype::F64 => train::run::<f64>(&config, &comm, startup),
-        Dtype::F32 => train::run::<f32>(&config, &comm, startup),
-    };
-    report(outcome, &comm)
+    report(body(&comm, startup), &comm)
 }
 
 /// Prints a failure once (the ranks agreed on who prints) and picks the exit code.

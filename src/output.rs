@@ -93,13 +93,74 @@ pub fn check_destination(path: &Path, force: bool) -> anyhow::Result<()> {
 
 /// Writes the run file: temporary name first, renamed into place when complete.
 pub fn write<F: Real>(path: &Path, report: &RunReport<F>) -> anyhow::Result<()> {
+    write_atomically(path, |file| write_run(file, report))
+}
+
+/// The results of `bench-allreduce`, format "mpi-sgd-bench/1".
+pub struct BenchReport<'a> {
+    pub provenance: &'a Provenance,
+    pub dtype: &'static str,
+    pub sizes_bytes: Vec<u64>,
+    pub algorithms: Vec<(&'static str, AlgorithmSweep)>,
+}
+
+/// One algorithm's sweep, every rank's numbers.
+pub struct AlgorithmSweep {
+    /// [sizes, iterations, ranks] seconds; NaN past a size's own number of iterations.
+    pub latency_s: ndarray::Array3<f64>,
+    /// [sizes] timed calls per size.
+    pub iterations: Vec<u64>,
+    /// [sizes, ranks] bytes and messages one call sent.
+    pub bytes_sent: Array2<u64>,
+    pub messages_sent: Array2<u64>,
+    /// [sizes] 1 where the result was checked right.
+    pub check_ok: Vec<u8>,
+}
+
+pub const BENCH_FORMAT: &str = "mpi-sgd-bench/1";
+
+/// Writes the benchmark file, like the run file: complete or not at all.
+pub fn write_bench(path: &Path, report: &BenchReport) -> anyhow::Result<()> {
+    write_atomically(path, |file| {
+        write_provenance(file, BENCH_FORMAT, report.provenance)?;
+        let bench = file.create_group("bench")?;
+        text_attr(&bench, "dtype", report.dtype)?;
+        scalar_attr(&bench, "ranks", &(report.provenance.hostnames.len() as u64))?;
+        dataset(&bench, "sizes_bytes", &report.sizes_bytes)?;
+        for (name, sweep) in &report.algorithms {
+            let group = bench.create_group(name)?;
+            group
+                .new_dataset_builder()
+                .with_data(&sweep.latency_s)
+                .create("latency_s")?;
+            dataset(&group, "iterations", &sweep.iterations)?;
+            table_dataset(&group, "bytes_sent", &sweep.bytes_sent)?;
+            table_dataset(&group, "messages_sent", &sweep.messages_sent)?;
+            dataset(&group, "check_ok", &sweep.check_ok)?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `contents` on a new HDF5 file at a temporary name beside `path`, then renames it into
+/// place; on any failure the temporary file is removed and `path` is untouched.
+fn write_atomically(
+    path: &Path,
+    contents: impl FnOnce(&hdf5::File) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let temporary = temporary_path(path);
-    let written = write_contents(&temporary, report)
+    let written = hdf5::File::create(&temporary)
+        .map_err(anyhow::Error::from)
+        .and_then(|file| {
+            contents(&file)?;
+            file.close()?;
+            Ok(())
+        })
         .and_then(|()| fs::rename(&temporary, path).context("cannot move it into place"));
     if written.is_err() {
         fs::remove_file(&temporary).ok();
     }
-    written.with_context(|| format!("writing run file {}", path.display()))
+    written.with_context(|| format!("writing {}", path.display()))
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -117,11 +178,10 @@ fn temporary_path(path: &Path) -> PathBuf {
     parent_dir(path).join(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-fn write_contents<F: Real>(path: &Path, r: &RunReport<F>) -> anyhow::Result<()> {
-    let file = hdf5::File::create(path)?;
-    let p = r.provenance;
-    text_attr(&file, "format", FORMAT)?;
-    text_attr(&file, "version", env!("CARGO_PKG_VERSION"))?;
+/// The root attributes every file of ours carries: its format and where it came from.
+fn write_provenance(file: &hdf5::File, format: &str, p: &Provenance) -> anyhow::Result<()> {
+    text_attr(file, "format", format)?;
+    text_attr(file, "version", env!("CARGO_PKG_VERSION"))?;
     for (name, value) in [
         ("command_line", p.command_line.as_str()),
         ("git_revision", p.git_revision),
@@ -133,9 +193,15 @@ fn write_contents<F: Real>(path: &Path, r: &RunReport<F>) -> anyhow::Result<()> 
         ("build_profile", p.build_profile),
         ("blas", &p.blas),
     ] {
-        text_attr(&file, name, value)?;
+        text_attr(file, name, value)?;
     }
-    scalar_attr(&file, "blas_threads_per_rank", &(p.blas_threads as u64))?;
+    scalar_attr(file, "blas_threads_per_rank", &(p.blas_threads as u64))?;
+    Ok(())
+}
+
+fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()> {
+    write_provenance(file, FORMAT, r.provenance)?;
+    let p = r.provenance;
 
     let config = file.create_group("config")?;
     for (name, value) in &r.settings {
@@ -227,7 +293,6 @@ fn write_contents<F: Real>(path: &Path, r: &RunReport<F>) -> anyhow::Result<()> 
     ] {
         scalar_attr(&summary, name, &table.mean().unwrap_or(f64::NAN))?;
     }
-    file.close()?;
     Ok(())
 }
 

@@ -7,14 +7,12 @@ use ndarray::Array2;
 
 use crate::comm::{Comm, Traffic};
 
-/// The `MPI_Wtime` readings that bound the phases of one step:
-/// `start | compute | computed | allreduce | reduced | update | end`.
+/// Seconds each phase of one step took (each from two `MPI_Wtime` reads).
 #[derive(Debug, Clone, Copy)]
-pub struct StepTimes {
-    pub start: f64,
-    pub computed: f64,
-    pub reduced: f64,
-    pub end: f64,
+pub struct PhaseSeconds {
+    pub compute: f64,
+    pub allreduce: f64,
+    pub update: f64,
 }
 
 /// One rank's record of every step of a run.
@@ -42,11 +40,11 @@ impl StepRecord {
         }
     }
 
-    pub fn record(&mut self, step: usize, t: StepTimes, traffic: Traffic, loss_sum: f64) {
-        self.compute[step] = t.computed - t.start;
-        self.allreduce[step] = t.reduced - t.computed;
-        self.update[step] = t.end - t.reduced;
-        self.step[step] = t.end - t.start;
+    pub fn record(&mut self, step: usize, t: PhaseSeconds, traffic: Traffic, loss_sum: f64) {
+        self.compute[step] = t.compute;
+        self.allreduce[step] = t.allreduce;
+        self.update[step] = t.update;
+        self.step[step] = t.compute + t.allreduce + t.update;
         self.bytes_sent[step] = traffic.bytes;
         self.messages_sent[step] = traffic.messages;
         self.loss_sum[step] = loss_sum;

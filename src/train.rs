@@ -13,7 +13,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-use crate::comm::{Allreduce, Comm};
+use crate::comm::{Allreduce, Comm, Traffic};
 use crate::config::{Config, ModelKind};
 use crate::data::partition::BatchPlan;
 use crate::data::{DataShape, Dataset, Source};
@@ -26,7 +26,7 @@ use crate::optim::{Sgd, SgdSettings};
 use crate::output::{self, EpochMetrics, RunReport, Summary};
 use crate::provenance::Provenance;
 use crate::real::Real;
-use crate::record::{gather_columns, StepRecord, StepTimes};
+use crate::record::{gather_columns, PhaseSeconds, StepRecord};
 
 /// What happened before training: measured in `main`, recorded in the run file.
 pub struct Startup {
@@ -115,7 +115,8 @@ struct Trainer<'a, F: Real> {
     params: Vec<F>,
     /// This rank's gradient, summed over its rows of the batch.
     grad: Vec<F>,
-    /// The allreduce result: the gradient summed over the global batch.
+    /// The allreduce result: the gradient summed over the global batch (with
+    /// `--average-every`, the parameters summed over ranks).
     grad_sum: Vec<F>,
     sgd: Sgd<F>,
     allreduce: Box<dyn Allreduce<F>>,
@@ -134,6 +135,7 @@ impl<'a, F: Real> Trainer<'a, F> {
         );
         let mut params = vec![F::zero(); model.n_params()];
         model.init_params(&mut params, config.seed);
+        let params_len = params.len();
         let steps_per_epoch = plan.steps_per_epoch();
         let sgd = Sgd::new(
             SgdSettings {
@@ -154,7 +156,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             grad_sum: vec![F::zero(); params.len()],
             params,
             sgd,
-            allreduce: config.allreduce.build::<F>(),
+            allreduce: config.allreduce.build::<F>(params_len),
             record: StepRecord::new(config.epochs * steps_per_epoch),
             eval_s: Vec::with_capacity(config.epochs),
             epochs: EpochMetrics::default(),
@@ -165,36 +167,80 @@ impl<'a, F: Real> Trainer<'a, F> {
     fn train_epoch(&mut self, epoch: usize) {
         let epoch_begin = mpi::time();
         let steps_per_epoch = self.plan.steps_per_epoch();
-        let (rank, world) = (self.comm.rank(), self.comm.world());
         let mut seen = BatchStats::default();
         for s in 0..steps_per_epoch {
             let step = epoch * steps_per_epoch + s;
-            let batch_rows = self.plan.batch_rows(s).len();
-            let start = mpi::time();
-            let (x, y) = self.data.train.slice(self.plan.local_batch(rank, s));
-            let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
-            let computed = mpi::time();
-            let traffic = self
-                .allreduce
-                .allreduce_sum(world, &self.grad, &mut self.grad_sum);
-            let reduced = mpi::time();
-            self.sgd
-                .step(step, &mut self.params, &self.grad_sum, batch_rows);
-            let end = mpi::time();
-            let times = StepTimes {
-                start,
-                computed,
-                reduced,
-                end,
+            let stats = match self.config.average_every {
+                None => self.gradient_averaging_step(step, s),
+                Some(every) => self.local_step(step, s, every),
             };
-            self.record.record(step, times, traffic, stats.loss_sum);
             seen += stats;
             if self.config.log_every > 0 && (step + 1) % self.config.log_every == 0 {
-                let loss = self.comm.sum(&[stats.loss_sum])[0] / batch_rows as f64;
+                let rows = self.plan.batch_rows(s).len() as f64;
+                let loss = self.comm.sum(&[stats.loss_sum])[0] / rows;
                 info_root!(self.comm, "step {}: batch loss {loss:.6}", step + 1);
             }
         }
         self.evaluate(epoch, seen, epoch_begin);
+    }
+
+    /// Synchronous SGD: allreduce the gradient, then the same update on every rank.
+    fn gradient_averaging_step(&mut self, step: usize, s: usize) -> BatchStats {
+        let start = mpi::time();
+        let (x, y) = self
+            .data
+            .train
+            .slice(self.plan.local_batch(self.comm.rank(), s));
+        let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
+        let computed = mpi::time();
+        let traffic =
+            self.allreduce
+                .allreduce_sum(self.comm.world(), &self.grad, &mut self.grad_sum);
+        let reduced = mpi::time();
+        let batch_rows = self.plan.batch_rows(s).len();
+        self.sgd
+            .step(step, &mut self.params, &self.grad_sum, batch_rows);
+        let end = mpi::time();
+        let seconds = PhaseSeconds {
+            compute: computed - start,
+            allreduce: reduced - computed,
+            update: end - reduced,
+        };
+        self.record.record(step, seconds, traffic, stats.loss_sum);
+        stats
+    }
+
+    /// Local SGD: each rank updates from its own rows; every `every` steps (and after the last
+    /// step, so the replicas end identical) the parameters are averaged across ranks.
+    fn local_step(&mut self, step: usize, s: usize, every: usize) -> BatchStats {
+        let start = mpi::time();
+        let rows = self.plan.local_batch(self.comm.rank(), s);
+        let local_rows = rows.len().max(1);
+        let (x, y) = self.data.train.slice(rows);
+        let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
+        let computed = mpi::time();
+        self.sgd
+            .step(step, &mut self.params, &self.grad, local_rows);
+        let updated = mpi::time();
+        let last = step + 1 == self.record.step.len();
+        let mut traffic = Traffic::default();
+        if last || (every > 0 && (step + 1) % every == 0) {
+            traffic =
+                self.allreduce
+                    .allreduce_sum(self.comm.world(), &self.params, &mut self.grad_sum);
+            let share = F::from_f64(1.0 / self.comm.size() as f64);
+            for (p, &sum) in self.params.iter_mut().zip(&self.grad_sum) {
+                *p = sum * share;
+            }
+        }
+        let end = mpi::time();
+        let seconds = PhaseSeconds {
+            compute: computed - start,
+            allreduce: end - updated,
+            update: updated - computed,
+        };
+        self.record.record(step, seconds, traffic, stats.loss_sum);
+        stats
     }
 
     /// Test-set evaluation and one allreduce of the epoch's loss and accuracy sums.

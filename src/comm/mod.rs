@@ -6,7 +6,14 @@
 //! through an [`Allreduce`] object instead, so algorithms can be swapped and compared; each one
 //! reports the bytes and messages it sent, which the trainer records per step.
 
+mod exchange;
+mod fold;
 pub mod library;
+pub mod rabenseifner;
+pub mod recursive_doubling;
+pub mod ring;
+pub mod star;
+pub mod tree;
 
 use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
@@ -28,25 +35,61 @@ pub trait Allreduce<F: Real> {
     fn allreduce_sum(&mut self, world: &SimpleCommunicator, send: &[F], recv: &mut [F]) -> Traffic;
 }
 
-/// The allreduce algorithms `--allreduce` can name.
+/// The allreduce algorithms `--allreduce` can name. Each of ours is in its own module, whose
+/// documentation draws its schedule and gives its alpha-beta-gamma cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AllreduceKind {
-    /// The MPI library's own MPI_Allreduce.
+    /// The MPI library's own MPI_Allreduce (the reference).
     Mpi,
+    /// Reduce-scatter then allgather around a ring (bandwidth-optimal).
+    Ring,
+    /// Binomial-tree reduce to rank 0, then binomial-tree broadcast.
+    Tree,
+    /// Recursive doubling (latency-optimal for short messages).
+    Rd,
+    /// Recursive-halving reduce-scatter, recursive-doubling allgather.
+    Rabenseifner,
+    /// Everyone sends to rank 0, which sums and sends back (parameter server).
+    Star,
 }
 
 impl AllreduceKind {
     pub fn name(self) -> &'static str {
         match self {
             AllreduceKind::Mpi => "mpi",
+            AllreduceKind::Ring => "ring",
+            AllreduceKind::Tree => "tree",
+            AllreduceKind::Rd => "rd",
+            AllreduceKind::Rabenseifner => "rabenseifner",
+            AllreduceKind::Star => "star",
         }
     }
 
-    /// A fresh instance of the algorithm for element type `F`.
-    pub fn build<F: Real>(self) -> Box<dyn Allreduce<F>> {
+    /// The algorithm for buffers of `len` elements of type `F` (its work buffers allocated
+    /// here, not in the step loop).
+    pub fn build<F: Real>(self, len: usize) -> Box<dyn Allreduce<F>> {
         match self {
             AllreduceKind::Mpi => Box::new(library::LibraryAllreduce),
+            AllreduceKind::Ring => Box::new(ring::Ring::new(len)),
+            AllreduceKind::Tree => Box::new(tree::Tree::new(len)),
+            AllreduceKind::Rd => Box::new(recursive_doubling::RecursiveDoubling::new(len)),
+            AllreduceKind::Rabenseifner => Box::new(rabenseifner::Rabenseifner::new(len)),
+            AllreduceKind::Star => Box::new(star::Star::new(len)),
         }
+    }
+
+    /// What the algorithm's cost formula says `rank` of `p` sends for `n` elements of `elem`
+    /// bytes; `None` for the library's, whose traffic is not observable.
+    pub fn expected_traffic(self, n: usize, p: usize, rank: usize, elem: usize) -> Option<Traffic> {
+        let formula = match self {
+            AllreduceKind::Mpi => return None,
+            AllreduceKind::Ring => ring::expected_traffic,
+            AllreduceKind::Tree => tree::expected_traffic,
+            AllreduceKind::Rd => recursive_doubling::expected_traffic,
+            AllreduceKind::Rabenseifner => rabenseifner::expected_traffic,
+            AllreduceKind::Star => star::expected_traffic,
+        };
+        Some(formula(n, p, rank, elem))
     }
 
     /// How the bytes and messages it reports are counted, for the run file.
@@ -56,6 +99,7 @@ impl AllreduceKind {
                 "payload: bytes of the buffer handed to MPI_Allreduce, one message per call; \
                  the library's own traffic is not observable"
             }
+            _ => "measured: bytes and messages this rank sent, counted at each point-to-point call",
         }
     }
 }

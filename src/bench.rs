@@ -1,0 +1,318 @@
+//! `mpi-sgd bench-allreduce`: an OSU-style sweep of the allreduce algorithms over message
+//! sizes, checking every result in the same run (nccl-tests' habit).
+//!
+//! For each algorithm and size: warm-up calls, a barrier, then timed calls, each timed alone
+//! with two `MPI_Wtime` reads on every rank. The table shows, per size and algorithm, each
+//! rank's median latency summarised as min / median / max across ranks, the algorithm
+//! bandwidth `algbw = bytes / median latency` and the bus bandwidth `busbw = algbw 2(P-1)/P`
+//! (nccl-tests' definition, comparable across P). The check column says whether the result
+//! equals MPI_Allreduce's (bitwise on integer-valued data, to rounding on random data), is
+//! bit-identical on every rank, and whether the bytes and messages sent equal the algorithm's
+//! cost formula. Every per-iteration latency goes to the HDF5 file.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+
+use clap::Args;
+use ndarray::Array3;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::comm::{AllreduceKind, Comm};
+use crate::config::Dtype;
+use crate::errors::{usage, ReportedElsewhere};
+use crate::info_root;
+use crate::output::{self, AlgorithmSweep, BenchReport};
+use crate::provenance::Provenance;
+use crate::real::Real;
+use crate::record::gather_columns;
+use crate::train::Startup;
+
+/// Options of `mpi-sgd bench-allreduce`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Algorithms to measure, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "mpi,ring,tree,rd,rabenseifner,star"
+    )]
+    pub algorithms: Vec<AllreduceKind>,
+    /// Smallest message, bytes (the sweep doubles from here).
+    #[arg(long, default_value_t = 8, value_name = "BYTES")]
+    pub min_bytes: usize,
+    /// Largest message, bytes [default: 64 MiB].
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub max_bytes: usize,
+    /// Exact message sizes in bytes, comma-separated, instead of the doubling sweep.
+    #[arg(long, value_delimiter = ',', value_name = "BYTES,...")]
+    pub sizes: Option<Vec<usize>>,
+    /// Timed calls per size [default: 1000 up to 64 KiB, then fewer, down to 10 at 64 MiB].
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<usize>,
+    /// Untimed calls before the timed ones [default: a tenth of the timed ones, at least 2].
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<usize>,
+    /// Element type.
+    #[arg(long, value_enum, default_value_t = Dtype::F64)]
+    pub dtype: Dtype,
+    /// HDF5 file for every latency (format mpi-sgd-bench/1).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Timed calls for a message of `bytes`: OSU's 1000 for small messages, then as many as keep
+/// a size's timing to about 64 MiB moved, at least 10.
+fn default_iterations(bytes: usize) -> usize {
+    ((64 << 20) / bytes.max(1)).clamp(10, 1000)
+}
+
+/// The message sizes of the sweep, in bytes, checked against the element size.
+fn sizes(args: &BenchArgs, elem: usize) -> anyhow::Result<Vec<usize>> {
+    let sizes = match &args.sizes {
+        Some(list) => list.clone(),
+        None => {
+            if args.min_bytes == 0 || args.min_bytes > args.max_bytes {
+                return Err(usage(
+                    "--min-bytes must be at least 1 and at most --max-bytes",
+                ));
+            }
+            std::iter::successors(Some(args.min_bytes), |&b| b.checked_mul(2))
+                .take_while(|&b| b <= args.max_bytes)
+                .collect()
+        }
+    };
+    if let Some(bad) = sizes.iter().find(|&&b| b % elem != 0) {
+        return Err(usage(format!(
+            "message size {bad} bytes is not a whole number of {elem}-byte elements; use multiples of {elem}"
+        )));
+    }
+    Ok(sizes)
+}
+
+/// Collective: runs the sweep, prints the table on rank 0, writes the file. Fails (exit 1)
+/// after reporting if any check failed.
+pub fn run<F: Real>(args: &BenchArgs, comm: &Comm, startup: &Startup) -> anyhow::Result<()> {
+    let elem = std::mem::size_of::<F>();
+    let sizes = comm.agree(sizes(args, elem))?;
+    let destination = match (&args.out, comm.is_root()) {
+        (Some(path), true) => output::check_destination(path, args.force),
+        _ => Ok(()),
+    };
+    comm.agree(destination)?;
+    let provenance = Provenance::collect(comm, startup.blas_threads);
+    let p = comm.size();
+    info_root!(
+        comm,
+        "bench-allreduce: {p} ranks, {}, {} sizes",
+        F::NAME,
+        sizes.len()
+    );
+    if comm.is_root() {
+        println!("# ranks={p} dtype={}  latency: each rank's median over the timed calls; min/median/max across ranks", F::NAME);
+        println!(
+            "{:>10} {:>13} {:>7} {:>11} {:>11} {:>11} {:>11} {:>11}  check",
+            "bytes",
+            "algorithm",
+            "iters",
+            "min_us",
+            "median_us",
+            "max_us",
+            "algbw_GBps",
+            "busbw_GBps"
+        );
+    }
+    let mut sweeps = Vec::new();
+    let mut all_ok = true;
+    for &kind in &args.algorithms {
+        let mut sweep = Sweep::default();
+        for &bytes in &sizes {
+            let iterations = args.iterations.unwrap_or_else(|| default_iterations(bytes));
+            let warmup = args.warmup.unwrap_or((iterations / 10).max(2));
+            let measured = measure::<F>(kind, bytes / elem, iterations, warmup, comm);
+            let ok = check::<F>(kind, bytes / elem, comm);
+            all_ok &= ok;
+            print_row(comm, kind, bytes, &measured.latency, ok);
+            sweep.push(measured, ok);
+        }
+        if let Some(gathered) = sweep.gather(comm, sizes.len()) {
+            sweeps.push((kind.name(), gathered));
+        }
+    }
+    let written = match &args.out {
+        Some(path) if comm.is_root() => output::write_bench(
+            path,
+            &BenchReport {
+                provenance: &provenance,
+                dtype: F::NAME,
+                sizes_bytes: sizes.iter().map(|&b| b as u64).collect(),
+                algorithms: sweeps,
+            },
+        ),
+        _ => Ok(()),
+    };
+    comm.agree(written)?;
+    match (all_ok, comm.is_root()) {
+        (true, _) => Ok(()),
+        (false, true) => Err(anyhow::anyhow!("some results were wrong (check column)")),
+        (false, false) => Err(ReportedElsewhere(1).into()),
+    }
+}
+
+/// One size of one algorithm on this rank.
+struct Measured {
+    latency: Vec<f64>,
+    bytes_sent: u64,
+    messages_sent: u64,
+}
+
+fn measure<F: Real>(
+    kind: AllreduceKind,
+    n: usize,
+    iterations: usize,
+    warmup: usize,
+    comm: &Comm,
+) -> Measured {
+    let mut algorithm = kind.build::<F>(n);
+    let send: Vec<F> = (0..n)
+        .map(|i| F::from_f64(((comm.rank() + i) % 17) as f64))
+        .collect();
+    let mut recv = vec![F::zero(); n];
+    for _ in 0..warmup {
+        algorithm.allreduce_sum(comm.world(), &send, &mut recv);
+    }
+    let mut latency = vec![0.0; iterations];
+    let mut traffic = Default::default();
+    comm.barrier();
+    for t in &mut latency {
+        let begin = mpi::time();
+        traffic = algorithm.allreduce_sum(comm.world(), &send, &mut recv);
+        *t = mpi::time() - begin;
+    }
+    Measured {
+        latency,
+        bytes_sent: traffic.bytes,
+        messages_sent: traffic.messages,
+    }
+}
+
+/// Collective: does `kind` sum correctly, identically on every rank, with the traffic its
+/// formula predicts? The verdict is the same on every rank.
+fn check<F: Real>(kind: AllreduceKind, n: usize, comm: &Comm) -> bool {
+    let (rank, p) = (comm.rank(), comm.size());
+    let mut algorithm = kind.build::<F>(n);
+    let mut reference = AllreduceKind::Mpi.build::<F>(n);
+    let mut ours = vec![F::zero(); n];
+    let mut library = vec![F::zero(); n];
+    // Small integers: every summation order gives the exact sum.
+    let integers: Vec<F> = (0..n)
+        .map(|i| F::from_f64(((rank * 7 + i * 3) % 11) as f64))
+        .collect();
+    let traffic = algorithm.allreduce_sum(comm.world(), &integers, &mut ours);
+    reference.allreduce_sum(comm.world(), &integers, &mut library);
+    let exact = ours == library;
+    let traffic_ok = kind
+        .expected_traffic(n, p, rank, std::mem::size_of::<F>())
+        .is_none_or(|t| t == traffic);
+    // Random values: orders may differ by rounding, bounded by P eps sum|x| per element.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64((rank as u64) << 32 | n as u64);
+    let random: Vec<F> = (0..n)
+        .map(|_| F::from_f64(rng.random_range(-1.0..1.0)))
+        .collect();
+    algorithm.allreduce_sum(comm.world(), &random, &mut ours);
+    reference.allreduce_sum(comm.world(), &random, &mut library);
+    let magnitudes: Vec<F> = random.iter().map(|v| v.abs()).collect();
+    let mut bound = vec![F::zero(); n];
+    reference.allreduce_sum(comm.world(), &magnitudes, &mut bound);
+    let eps = F::epsilon().into_f64() * 2.0 * p as f64;
+    let close = ours
+        .iter()
+        .zip(&library)
+        .zip(&bound)
+        .all(|((a, b), m)| (a.into_f64() - b.into_f64()).abs() <= eps * m.into_f64());
+    let mut hasher = DefaultHasher::new();
+    ours.iter()
+        .for_each(|v| v.into_f64().to_bits().hash(&mut hasher));
+    let hash = hasher.finish();
+    let identical = comm.min(&[hash])[0] == comm.max(&[hash])[0];
+    let local_ok = u8::from(exact && close && traffic_ok && identical);
+    comm.min(&[local_ok])[0] == 1
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        len => sorted[len / 2],
+    }
+}
+
+fn print_row(comm: &Comm, kind: AllreduceKind, bytes: usize, latency: &[f64], ok: bool) {
+    let mine = median(latency);
+    let (low, high) = (comm.min(&[mine])[0], comm.max(&[mine])[0]);
+    let across = comm.gather(&[mine]).map(|all| median(&all));
+    if let Some(mid) = across {
+        let p = comm.size() as f64;
+        let algbw = bytes as f64 / mid / 1e9;
+        let busbw = algbw * 2.0 * (p - 1.0) / p;
+        println!(
+            "{bytes:>10} {:>13} {:>7} {:>11.2} {:>11.2} {:>11.2} {algbw:>11.3} {busbw:>11.3}  {}",
+            kind.name(),
+            latency.len(),
+            low * 1e6,
+            mid * 1e6,
+            high * 1e6,
+            if ok { "ok" } else { "WRONG" }
+        );
+    }
+}
+
+/// One algorithm's measurements over the sizes, on this rank.
+#[derive(Default)]
+struct Sweep {
+    latency: Vec<Vec<f64>>,
+    bytes_sent: Vec<u64>,
+    messages_sent: Vec<u64>,
+    ok: Vec<u8>,
+}
+
+impl Sweep {
+    fn push(&mut self, m: Measured, ok: bool) {
+        self.latency.push(m.latency);
+        self.bytes_sent.push(m.bytes_sent);
+        self.messages_sent.push(m.messages_sent);
+        self.ok.push(u8::from(ok));
+    }
+
+    /// Collective: [sizes, iterations, ranks] latencies (NaN past a size's iterations) and
+    /// [sizes, ranks] traffic on rank 0.
+    fn gather(&self, comm: &Comm, sizes: usize) -> Option<AlgorithmSweep> {
+        let most = self.latency.iter().map(Vec::len).max().unwrap_or(0);
+        let mut padded = vec![f64::NAN; sizes * most];
+        for (row, lat) in padded.chunks_mut(most.max(1)).zip(&self.latency) {
+            row[..lat.len()].copy_from_slice(lat);
+        }
+        let latency = gather_columns(comm, &padded);
+        let bytes_sent = gather_columns(comm, &self.bytes_sent);
+        let messages_sent = gather_columns(comm, &self.messages_sent);
+        let latency = latency?;
+        let p = comm.size();
+        Some(AlgorithmSweep {
+            latency_s: Array3::from_shape_vec(
+                (sizes, most, p),
+                latency.into_raw_vec_and_offset().0,
+            )
+            .expect("gathered sizes x iterations x ranks"),
+            iterations: self.latency.iter().map(|l| l.len() as u64).collect(),
+            bytes_sent: bytes_sent?,
+            messages_sent: messages_sent?,
+            check_ok: self.ok.clone(),
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! `rd`: recursive doubling (MPICH's allreduce for short messages). In step k every rank swaps
+//! its whole partial sum with the rank whose number differs in bit k and adds it: after lg P
+//! steps every rank holds the total.
+//!
+//! ```text
+//!  P = 4   step 0: 0<->1  2<->3     step 1: 0<->2  1<->3
+//! ```
+//! Both partners add the same two values (a + b on one side, b + a on the other, equal in IEEE
+//! arithmetic), so all ranks end with the same bits. Other P: see [`super::fold`].
+//!
+//! Cost (P a power of two): `lg P a + n lg P b + n lg P g`: latency-optimal, but the whole
+//! buffer moves every step. Per rank: lg p' whole-buffer messages, plus one for the ranks
+//! folded in or out.
+
+use mpi::topology::SimpleCommunicator;
+
+use super::exchange::{add_into, Exchange};
+use super::fold::{fold_messages, plus_whole_buffers, Fold};
+use super::{Allreduce, Traffic};
+use crate::real::Real;
+
+pub struct RecursiveDoubling<F> {
+    scratch: Vec<F>,
+}
+
+impl<F: Real> RecursiveDoubling<F> {
+    pub fn new(len: usize) -> Self {
+        Self {
+            scratch: vec![F::zero(); len],
+        }
+    }
+}
+
+impl<F: Real> Allreduce<F> for RecursiveDoubling<F> {
+    fn allreduce_sum(&mut self, world: &SimpleCommunicator, send: &[F], recv: &mut [F]) -> Traffic {
+        let mut ex = Exchange::new(world);
+        recv.copy_from_slice(send);
+        self.scratch.resize(send.len(), F::zero());
+        let fold = Fold::fold_in(&mut ex, recv, &mut self.scratch);
+        if let Some(me) = fold.group_rank {
+            let mut mask = 1;
+            while mask < fold.group {
+                let partner = fold.rank_of(me ^ mask);
+                ex.send_receive(partner, recv, partner, &mut self.scratch);
+                add_into(recv, &self.scratch);
+                mask <<= 1;
+            }
+        }
+        fold.fold_out(&mut ex, recv);
+        ex.traffic
+    }
+}
+
+/// Bytes and messages rank `rank` sends for `n` elements of `elem` bytes (the cost formula).
+pub fn expected_traffic(n: usize, p: usize, rank: usize, elem: usize) -> Traffic {
+    let group = 1usize << p.ilog2();
+    let remainder = p - group;
+    let sits_out = rank < 2 * remainder && rank % 2 == 0;
+    let steps = if sits_out { 0 } else { group.ilog2() as usize };
+    plus_whole_buffers(Traffic::default(), steps + fold_messages(p, rank), n, elem)
+}

@@ -1,0 +1,107 @@
+//! `tree`: binomial-tree reduce to rank 0, then binomial-tree broadcast from it (MPICH's
+//! reduce + bcast for short messages).
+//!
+//! ```text
+//!  reduce (P = 8)                   broadcast: the same edges, reversed
+//!  step 1: 1->0  3->2  5->4  7->6
+//!  step 2: 2->0  6->4
+//!  step 3: 4->0
+//! ```
+//! In step k a rank whose lowest set bit is k sends its partial sum to `rank - 2^k` and stops;
+//! the receiver adds it to its own. Rank 0 ends with the sum and broadcasts it down the same
+//! tree, so every rank gets the root's bits.
+//!
+//! Cost: `2 lg P a + 2 n lg P b + n lg P g` along the critical path (lg = ceil(log2 P)): latency
+//! grows only with lg P, but the whole buffer crosses every level twice. Per rank: one message
+//! up (none for the root) and one message per child down; rank 0 has lg P children.
+
+use mpi::topology::SimpleCommunicator;
+
+use super::exchange::{add_into, Exchange};
+use super::{Allreduce, Traffic};
+use crate::real::Real;
+
+pub struct Tree<F> {
+    /// Receives a child's partial sum.
+    scratch: Vec<F>,
+}
+
+impl<F: Real> Tree<F> {
+    pub fn new(len: usize) -> Self {
+        Self {
+            scratch: vec![F::zero(); len],
+        }
+    }
+}
+
+impl<F: Real> Allreduce<F> for Tree<F> {
+    fn allreduce_sum(&mut self, world: &SimpleCommunicator, send: &[F], recv: &mut [F]) -> Traffic {
+        let mut ex = Exchange::new(world);
+        let (rank, p) = (ex.rank, ex.size);
+        recv.copy_from_slice(send);
+        self.scratch.resize(send.len(), F::zero());
+        // Reduce: receive from children rank + 2^k below my lowest set bit, then send up.
+        let mut mask = 1;
+        while mask < p {
+            if rank & mask != 0 {
+                ex.send(rank - mask, recv);
+                break;
+            }
+            if rank + mask < p {
+                ex.receive(rank + mask, &mut self.scratch);
+                add_into(recv, &self.scratch);
+            }
+            mask <<= 1;
+        }
+        // Broadcast: receive from the parent, then pass down to the same children.
+        if rank != 0 {
+            ex.receive(rank - (rank & rank.wrapping_neg()), recv);
+        }
+        for child in children(rank, p).rev() {
+            ex.send(child, recv);
+        }
+        ex.traffic
+    }
+}
+
+/// The children of `rank` in the binomial tree rooted at 0: `rank + 2^k` for every `2^k` below
+/// the lowest set bit of `rank` (below P for the root), inside the communicator.
+fn children(rank: usize, p: usize) -> impl DoubleEndedIterator<Item = usize> {
+    let limit = if rank == 0 {
+        p.next_power_of_two()
+    } else {
+        rank & rank.wrapping_neg()
+    };
+    (0..limit.trailing_zeros())
+        .map(move |k| rank + (1 << k))
+        .filter(move |&child| child < p)
+}
+
+/// Bytes and messages rank `rank` sends for `n` elements of `elem` bytes (the cost formula).
+pub fn expected_traffic(n: usize, p: usize, rank: usize, elem: usize) -> Traffic {
+    let messages = children(rank, p).count() + usize::from(rank != 0);
+    Traffic {
+        bytes: (messages * n * elem) as u64,
+        messages: messages as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::children;
+
+    #[test]
+    fn every_rank_but_the_root_has_exactly_one_parent() {
+        for p in 1..40 {
+            let mut parents = vec![0; p];
+            for rank in 0..p {
+                for child in children(rank, p) {
+                    parents[child] += 1;
+                    assert_eq!(child - (child & child.wrapping_neg()), rank, "p {p}");
+                }
+            }
+            assert_eq!(parents[0], 0);
+            assert!(parents[1..].iter().all(|&n| n == 1), "p {p}: {parents:?}");
+        }
+    }
+}
