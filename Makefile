@@ -73,6 +73,7 @@ lint: deps
 
 bench: build
 	bash bench/run.sh
+	bash bench/allreduce.sh
 
 clean:
 	cargo clean

@@ -48,6 +48,28 @@ impl<'c> Exchange<'c> {
             .receive_into_with_tag(into, TAG);
     }
 
+    /// Sends `data` to `to` and receives `into` from `from` with nonblocking calls, running
+    /// `overlap` (work that touches neither buffer) while the transfers are in flight.
+    pub fn send_receive_overlapped<F: Real>(
+        &mut self,
+        to: usize,
+        data: &[F],
+        from: usize,
+        into: &mut [F],
+        overlap: impl FnOnce(),
+    ) {
+        self.count(data);
+        let destination = self.world.process_at_rank(to as i32);
+        let source = self.world.process_at_rank(from as i32);
+        mpi::request::scope(|scope| {
+            let receiving = source.immediate_receive_into_with_tag(scope, into, TAG);
+            let sending = destination.immediate_send_with_tag(scope, data, TAG);
+            overlap();
+            receiving.wait();
+            sending.wait();
+        });
+    }
+
     /// Sends `data` to `to` while receiving `into` from `from` (MPI_Sendrecv: no deadlock
     /// when every rank of a ring or a pair does the same).
     pub fn send_receive<F: Real>(&mut self, to: usize, data: &[F], from: usize, into: &mut [F]) {

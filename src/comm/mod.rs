@@ -211,3 +211,61 @@ impl Comm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traffic(kind: AllreduceKind, n: usize, p: usize, rank: usize) -> Traffic {
+        kind.expected_traffic(n, p, rank, 8).expect("one of ours")
+    }
+
+    /// The per-rank counts agree with the closed forms of Thakur, Rabenseifner and Gropp
+    /// where those apply (n divisible by P; P a power of two for the hypercube algorithms).
+    #[test]
+    fn schedules_match_the_closed_form_costs() {
+        for p in [1usize, 2, 4, 8, 16] {
+            let lg = p.ilog2() as u64;
+            let n = 48 * p;
+            let bandwidth_optimal = (2 * n * (p - 1) / p * 8) as u64;
+            for rank in 0..p {
+                let ring = traffic(AllreduceKind::Ring, n, p, rank);
+                assert_eq!(
+                    (ring.bytes, ring.messages),
+                    (bandwidth_optimal, 2 * (p as u64 - 1))
+                );
+                let rab = traffic(AllreduceKind::Rabenseifner, n, p, rank);
+                assert_eq!((rab.bytes, rab.messages), (bandwidth_optimal, 2 * lg));
+                let rd = traffic(AllreduceKind::Rd, n, p, rank);
+                assert_eq!((rd.bytes, rd.messages), (lg * n as u64 * 8, lg));
+            }
+        }
+    }
+
+    #[test]
+    fn tree_and_star_send_each_buffer_once_up_and_once_down() {
+        for p in 1..20 {
+            for kind in [AllreduceKind::Tree, AllreduceKind::Star] {
+                let total: u64 = (0..p).map(|r| traffic(kind, 10, p, r).messages).sum();
+                assert_eq!(total, 2 * (p as u64 - 1), "{kind:?} P={p}");
+            }
+            let root = traffic(AllreduceKind::Tree, 10, p, 0).messages;
+            assert_eq!(
+                root,
+                u64::from(p.next_power_of_two().ilog2()),
+                "tree root, P={p}"
+            );
+        }
+    }
+
+    #[test]
+    fn folding_costs_one_extra_buffer_for_the_first_2_rem_ranks() {
+        // P = 6: p' = 4, rem = 2: ranks 0 and 2 sit out (one send in), 1 and 3 send one back.
+        let rd: Vec<u64> = (0..6)
+            .map(|r| traffic(AllreduceKind::Rd, 5, 6, r).messages)
+            .collect();
+        assert_eq!(rd, [1, 3, 1, 3, 2, 2]);
+        let library = AllreduceKind::Mpi.expected_traffic(5, 6, 0, 8);
+        assert_eq!(library, None);
+    }
+}
