@@ -35,11 +35,16 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => {
-            if launcher_rank() == 0 {
+        Err(error) if error.exit_code() == 0 => {
+            // --help, --version
+            if launcher_rank().unwrap_or(0) == 0 {
                 error.print().ok();
             }
-            return ExitCode::from(error.exit_code() as u8);
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let code = error.exit_code() as u8;
+            return report_early(start, code, || drop(error.print()));
         }
     };
     match cli.command {
@@ -47,10 +52,8 @@ fn main() -> ExitCode {
             let config = match Config::from_args(args) {
                 Ok(config) => config,
                 Err(error) => {
-                    if launcher_rank() == 0 {
-                        eprintln!("mpi-sgd: error: {error}");
-                    }
-                    return ExitCode::from(exit_code(&error));
+                    let code = exit_code(&error);
+                    return report_early(start, code, || eprintln!("mpi-sgd: error: {error}"));
                 }
             };
             with_mpi(start, |comm, startup| match config.dtype {
@@ -86,6 +89,22 @@ fn with_mpi(
     report(body(&comm, startup), &comm)
 }
 
+/// Reports an error found before MPI started, which every rank found alike, once. Under a
+/// launcher, rank 0 prints it after MPI has started and the ranks leave together: a rank that
+/// exited at once could make the launcher kill rank 0 before its message is out.
+fn report_early(start: Instant, code: u8, print: impl FnOnce()) -> ExitCode {
+    if launcher_rank().is_none() {
+        print();
+        return ExitCode::from(code);
+    }
+    with_mpi(start, |comm, _| {
+        if comm.is_root() {
+            print();
+        }
+        Err(ReportedElsewhere(code).into())
+    })
+}
+
 /// Prints a failure once (the ranks agreed on who prints) and picks the exit code.
 fn report(outcome: anyhow::Result<()>, comm: &Comm) -> ExitCode {
     let Err(error) = outcome else {
@@ -112,9 +131,9 @@ fn abort_job_on_panic(rank: usize) {
     }));
 }
 
-/// This process's rank as the launcher announced it, readable before MPI starts: errors found
-/// that early are printed by rank 0 only. 0 when not launched by a known launcher.
-fn launcher_rank() -> usize {
+/// This process's rank as the launcher announced it, readable before MPI starts; `None` when
+/// not started by a known launcher (mpirun, srun, hydra).
+fn launcher_rank() -> Option<usize> {
     [
         "OMPI_COMM_WORLD_RANK",
         "PMIX_RANK",
@@ -123,5 +142,4 @@ fn launcher_rank() -> usize {
     ]
     .iter()
     .find_map(|name| std::env::var(name).ok()?.parse().ok())
-    .unwrap_or(0)
 }

@@ -92,64 +92,49 @@ fn mlp_on_k_ranks_matches_one_rank() {
     );
 }
 
+/// Trains on `ranks` ranks and returns the final test accuracy.
+fn test_accuracy(ranks: usize, args: &[&str]) -> f64 {
+    let mut all = vec!["train"];
+    all.extend(args);
+    let output = mpirun(ranks, &all);
+    assert_success(&output);
+    summary_value(&output, "test_accuracy")
+}
+
 #[test]
 fn logistic_reaches_99_percent_on_the_default_generator() {
-    let output = mpirun(
+    let accuracy = test_accuracy(
         2,
-        &[
-            "train",
-            "--samples",
-            "200000",
-            "--epochs",
-            "4",
-            "--batch",
-            "1024",
-        ],
+        &["--samples", "200000", "--epochs", "4", "--batch", "1024"],
     );
-    assert_success(&output);
-    let accuracy = summary_value(&output, "test_accuracy");
     assert!(accuracy >= 0.99, "test accuracy {accuracy}");
 }
 
 #[test]
 fn mlp_reaches_95_percent_on_blobs() {
-    let output = mpirun(
-        3,
-        &[
-            "train",
-            "--model",
-            "mlp",
-            "--samples",
-            "30000",
-            "--epochs",
-            "4",
-            "--batch",
-            "256",
-            "--hidden",
-            "64,32",
-        ],
-    );
-    assert_success(&output);
-    let accuracy = summary_value(&output, "test_accuracy");
+    let args = [
+        "--model",
+        "mlp",
+        "--samples",
+        "30000",
+        "--epochs",
+        "4",
+        "--batch",
+        "256",
+        "--hidden",
+        "64,32",
+    ];
+    let accuracy = test_accuracy(3, &args);
     assert!(accuracy >= 0.95, "test accuracy {accuracy}");
 }
 
 #[test]
 fn f32_runs_and_learns() {
-    let output = mpirun(
+    let accuracy = test_accuracy(
         2,
-        &[
-            "train",
-            "--dtype",
-            "f32",
-            "--samples",
-            "50000",
-            "--epochs",
-            "2",
-        ],
+        &["--dtype", "f32", "--samples", "50000", "--epochs", "2"],
     );
-    assert_success(&output);
-    assert!(summary_value(&output, "test_accuracy") >= 0.98);
+    assert!(accuracy >= 0.98, "test accuracy {accuracy}");
 }
 
 #[test]
