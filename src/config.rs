@@ -84,6 +84,10 @@ pub struct TrainArgs {
     /// Training rows (the global data set) [default: 1000000 synthetic; all rows of a file].
     #[arg(long, value_name = "N")]
     pub samples: Option<usize>,
+    /// Weak scaling: training rows per rank, so the global set is this times the ranks
+    /// (synthetic data; instead of --samples).
+    #[arg(long, value_name = "N", conflicts_with = "samples")]
+    pub samples_per_rank: Option<usize>,
     /// Features per row [default: 20 synthetic; a file's width, which this must match].
     #[arg(long, value_name = "D")]
     pub features: Option<usize>,
@@ -188,8 +192,10 @@ pub struct Config {
     /// Hidden widths (empty unless `model` is mlp).
     pub hidden: Vec<usize>,
     pub data: DataSource,
-    /// Training rows; `None`: every row of the data file.
+    /// Training rows; `None`: every row of the data file, or `samples_per_rank` per rank.
     pub samples: Option<usize>,
+    /// Weak scaling: rows per rank (synthetic data only).
+    pub samples_per_rank: Option<usize>,
     /// Features; `None`: the data file's width.
     pub features: Option<usize>,
     /// 2 for logistic.
@@ -248,6 +254,11 @@ impl Config {
         if !synthetic && args.label_noise != 0.0 {
             return Err(usage("--label-noise applies to synthetic data only"));
         }
+        if !synthetic && args.samples_per_rank.is_some() {
+            return Err(usage(
+                "--samples-per-rank applies to synthetic data only; use --samples to take the first rows of a file",
+            ));
+        }
         let hidden = match (args.model, args.hidden) {
             (ModelKind::Mlp, hidden) => hidden.unwrap_or(DEFAULT_HIDDEN.to_vec()),
             (_, None) => Vec::new(),
@@ -274,6 +285,7 @@ impl Config {
         };
         let positive = [
             ("--samples", args.samples),
+            ("--samples-per-rank", args.samples_per_rank),
             ("--features", args.features),
             ("--epochs", Some(args.epochs)),
             ("--batch", Some(args.batch)),
@@ -316,7 +328,10 @@ impl Config {
         Ok(Self {
             model: args.model,
             hidden,
-            samples: args.samples.or(synthetic.then_some(DEFAULT_SAMPLES)),
+            samples: args
+                .samples
+                .or((synthetic && args.samples_per_rank.is_none()).then_some(DEFAULT_SAMPLES)),
+            samples_per_rank: args.samples_per_rank,
             features: args.features.or(synthetic.then_some(DEFAULT_FEATURES)),
             classes,
             test_samples: args
@@ -362,6 +377,10 @@ impl Config {
             ("hidden", Text(hidden)),
             ("data", Text(self.data.to_string())),
             ("samples", Int(shape.samples as u64)),
+            (
+                "samples_per_rank",
+                Int(self.samples_per_rank.unwrap_or(0) as u64),
+            ),
             ("features", Int(shape.features as u64)),
             ("classes", Int(self.classes as u64)),
             ("test_samples", Int(shape.test_samples as u64)),
@@ -407,6 +426,9 @@ mod tests {
             (Some(1_000_000), Some(20), 2)
         );
         assert_eq!(c.test_samples, Some(10_000));
+        let weak = parse("--samples-per-rank 1000").unwrap();
+        assert_eq!((weak.samples, weak.samples_per_rank), (None, Some(1000)));
+        assert!(parse("--samples-per-rank 10 --samples 20").is_err());
         let file = parse("--data d.h5").unwrap();
         assert_eq!(file.data, DataSource::File("d.h5".into()));
         assert_eq!(
@@ -433,6 +455,8 @@ mod tests {
             ("--hidden 4", "--hidden"),
             ("--model mlp --hidden 4,0", "--hidden"),
             ("--data file.h5 --label-noise 0.1", "--label-noise"),
+            ("--data file.h5 --samples-per-rank 5", "--samples-per-rank"),
+            ("--samples-per-rank 0", "--samples-per-rank"),
             ("--label-noise 0.7", "--label-noise"),
         ] {
             let err = parse(line).unwrap_err();

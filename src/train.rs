@@ -46,7 +46,7 @@ struct LocalData<F> {
 /// Collective: trains the configured model and writes the run file. Errors are returned at
 /// points where all ranks agree on them (see [`Comm::agree`]).
 pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::Result<()> {
-    let (source, shape) = comm.agree(Source::open(config))?;
+    let (source, shape) = comm.agree(Source::open(config, comm.size()))?;
     let plan =
         BatchPlan::new(shape.samples, config.batch, comm.size()).map_err(|e| usage(e.to_string()));
     let plan = comm.agree(plan)?;

@@ -303,3 +303,23 @@ fn the_run_file_holds_every_documented_dataset() {
         .unwrap();
     assert!((test_accuracy[1] - summary_value(&output, "test_accuracy")).abs() < 1e-6);
 }
+
+#[test]
+fn samples_per_rank_scales_the_data_with_the_ranks() {
+    for ranks in [1, 3] {
+        let output = mpirun(
+            ranks,
+            &[
+                "train",
+                "--samples-per-rank",
+                "500",
+                "--batch",
+                "60",
+                "--epochs",
+                "1",
+            ],
+        );
+        assert_success(&output);
+        assert_eq!(summary_value(&output, "samples"), 500.0 * ranks as f64);
+    }
+}

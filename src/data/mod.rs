@@ -29,14 +29,16 @@ pub enum Source {
 }
 
 impl Source {
-    /// Opens the configured source and checks the requested sizes against it.
-    pub fn open(config: &Config) -> anyhow::Result<(Self, DataShape)> {
+    /// Opens the configured source for `ranks` ranks and checks the requested sizes against
+    /// it.
+    pub fn open(config: &Config, ranks: usize) -> anyhow::Result<(Self, DataShape)> {
         match &config.data {
             DataSource::Synthetic => {
                 let requested =
                     |value: Option<usize>| value.expect("synthetic sizes have defaults");
+                let per_rank = config.samples_per_rank.map(|rows| rows * ranks);
                 let shape = DataShape {
-                    samples: requested(config.samples),
+                    samples: requested(per_rank.or(config.samples)),
                     features: requested(config.features),
                     test_samples: requested(config.test_samples),
                 };
