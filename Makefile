@@ -3,18 +3,25 @@
 #
 # Variables: NP (ranks, default 8), ARGS (extra `train` options), OUT (run file),
 # HOSTFILE (an MPI hostfile, see hostfiles/).
+# Scaling studies: RANKS (rank counts), REPEAT (runs of each), STUDY (the study's folder,
+# default results/<kind>-<time>), PER_RANK (rows per rank of a weak study).
 
 NP       ?= 8
 ARGS     ?=
 OUT      ?= results/run.h5
 HOSTFILE ?=
+RANKS    ?= 1 2 4 8
+REPEAT   ?= 3
+STUDY    ?=
+PER_RANK ?= 125000
 BIN      := target/release/mpi-sgd
+VENV     := .venv
 
 # Debian/Ubuntu packages the build, the tests and the HDF5 tools need.
 DEB_PACKAGES := build-essential pkg-config libclang-dev libopenmpi-dev openmpi-bin \
-                libhdf5-dev hdf5-tools libopenblas-dev
+                libhdf5-dev hdf5-tools libopenblas-dev python3-venv
 
-.PHONY: all deps build run test lint bench clean
+.PHONY: all deps build run test lint bench clean strong weak allreduce-sweep analyze venv
 
 all: build
 
@@ -64,8 +71,46 @@ run: build
 	@mkdir -p $(dir $(OUT))
 	@$(call launch,$(NP)) $(BIN) train --out $(OUT) --force $(ARGS)
 
-test: deps
+# One study: every rank count of RANKS, REPEAT times, repeats outermost so that drift of the
+# machine hits every rank count alike. $(1): kind, $(2): options for every run.
+study = study="$(STUDY)"; [ -n "$$study" ] || study=results/$(1)-$$(date +%Y%m%d-%H%M%S); \
+	mkdir -p "$$study"; \
+	for r in $$(seq 1 $(REPEAT)); do for p in $(RANKS); do \
+	  echo "== $(1): $$p ranks, repeat $$r of $(REPEAT)"; \
+	  ( $(call launch,$$p) $(BIN) train $(2) $(ARGS) --out "$$study/p$$p-r$$r.h5" --force ) || exit 1; \
+	done; done; \
+	echo "study written to $$study; report: make analyze STUDY=$$study"
+
+# Strong scaling: the same global problem on every rank count.
+strong: build
+	@$(call study,strong,)
+
+# Weak scaling: PER_RANK rows on every rank.
+weak: build
+	@$(call study,weak,--samples-per-rank $(PER_RANK))
+
+# bench-allreduce on NP ranks, REPEAT sweeps, into one study folder.
+allreduce-sweep: build
+	@study="$(STUDY)"; [ -n "$$study" ] || study=results/allreduce-$$(date +%Y%m%d-%H%M%S); \
+	mkdir -p "$$study"; \
+	for r in $$(seq 1 $(REPEAT)); do \
+	  ( $(call launch,$(NP)) $(BIN) bench-allreduce $(ARGS) --out "$$study/sweep-r$$r.h5" --force ) || exit 1; \
+	done; echo "sweeps written to $$study; report: make analyze STUDY=$$study"
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: analysis/requirements.txt | deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r analysis/requirements.txt
+	touch $@
+
+# The report of a study folder: tables, plots, report.md, written into the folder.
+analyze: venv
+	@[ -n "$(STUDY)" ] || { echo "make analyze: give the study folder, e.g. make analyze STUDY=results/strong-..." >&2; exit 2; }
+	$(VENV)/bin/python -m analysis report $(STUDY)
+
+test: deps venv
 	cargo test --release
+	$(VENV)/bin/python -m pytest -q analysis/tests
 
 lint: deps
 	cargo fmt --all -- --check
@@ -77,4 +122,4 @@ bench: build
 
 clean:
 	cargo clean
-	rm -rf bench/build
+	rm -rf bench/build $(VENV)

@@ -1,0 +1,158 @@
+"""Reading run files (format mpi-sgd/1) and benchmark sweeps (mpi-sgd-bench/1) into a study.
+
+A study is a folder of files from one experiment: runs of one configuration at several rank
+counts (strong or weak scaling), and/or allreduce sweeps. Anything that would make the
+numbers meaningless (mixed configurations, a single rank count) is refused with a message
+that says what to do, as a `StudyError`.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+RUN_FORMAT = "mpi-sgd/1"
+BENCH_FORMAT = "mpi-sgd-bench/1"
+# Options that legitimately differ between the runs of one study.
+VARYING = {"ranks", "samples", "log_every"}
+
+
+class StudyError(Exception):
+    """A study folder that cannot be analysed, with what to do about it."""
+
+
+@dataclass
+class Run:
+    path: Path
+    ranks: int
+    config: dict
+    wall_s: float
+    steps: int
+    compute: np.ndarray  # [steps, ranks] seconds
+    allreduce: np.ndarray
+    update: np.ndarray
+    step: np.ndarray
+    bytes_sent: np.ndarray  # [steps, ranks]
+    loss: float
+    test_accuracy: float
+    batch: int
+    grad_bytes: int  # bytes of the flat gradient one allreduce moves
+
+
+@dataclass
+class Sweep:
+    path: Path
+    ranks: int
+    dtype: str
+    sizes: np.ndarray  # [sizes] bytes
+    latency: dict = field(default_factory=dict)  # algorithm -> [sizes] seconds (median over ranks of each rank's median)
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def read_run(path):
+    with h5py.File(path, "r") as f:
+        config = {k: _text(v) for k, v in f["config"].attrs.items()}
+        config = {k: (v.item() if hasattr(v, "item") else v) for k, v in config.items()}
+        summary = f["summary"].attrs
+        return Run(
+            path=Path(path),
+            ranks=int(config["ranks"]),
+            config=config,
+            wall_s=float(summary["wall_s"]),
+            steps=int(summary["steps"]),
+            compute=f["timings/compute"][()],
+            allreduce=f["timings/allreduce"][()],
+            update=f["timings/update"][()],
+            step=f["timings/step"][()],
+            bytes_sent=f["comm/bytes_sent"][()],
+            loss=float(summary["loss"]),
+            test_accuracy=float(summary["test_accuracy"]),
+            batch=int(config["batch"]),
+            grad_bytes=int(f["model/params"].size * f["model/params"].dtype.itemsize),
+        )
+
+
+def read_sweep(path):
+    with h5py.File(path, "r") as f:
+        bench = f["bench"]
+        sweep = Sweep(Path(path), int(bench.attrs["ranks"]), _text(bench.attrs["dtype"]), bench["sizes_bytes"][()])
+        for name in bench:
+            if name == "sizes_bytes":
+                continue
+            per_rank = np.nanmedian(bench[name]["latency_s"][()], axis=1)  # [sizes, ranks]
+            sweep.latency[name] = np.median(per_rank, axis=1)
+        return sweep
+
+
+@dataclass
+class Study:
+    folder: Path
+    kind: str  # "strong", "weak" or "allreduce"
+    runs: list
+    sweeps: list
+    warnings: list
+
+    def by_ranks(self):
+        """Rank count -> runs, in increasing rank count."""
+        groups = {}
+        for run in self.runs:
+            groups.setdefault(run.ranks, []).append(run)
+        return dict(sorted(groups.items()))
+
+
+def load_study(folder):
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StudyError(f"{folder}: no such folder; give the folder that holds the study's .h5 files")
+    runs, sweeps = [], []
+    for path in sorted(folder.rglob("*.h5")):
+        try:
+            with h5py.File(path, "r") as f:
+                fmt = _text(f.attrs.get("format", ""))
+        except OSError as e:
+            raise StudyError(f"{path}: not a readable HDF5 file ({e}); remove it from the study folder")
+        if fmt == RUN_FORMAT:
+            runs.append(read_run(path))
+        elif fmt == BENCH_FORMAT:
+            sweeps.append(read_sweep(path))
+        else:
+            raise StudyError(f"{path}: format {fmt!r} is not {RUN_FORMAT} or {BENCH_FORMAT}; remove it from the study folder")
+    if not runs and not sweeps:
+        raise StudyError(f"{folder}: no run files (.h5) in it; run `make strong`, `make weak` or `make allreduce-sweep` first")
+    warnings = []
+    if runs:
+        check_one_configuration(runs)
+        kind = "weak" if runs[0].config.get("samples_per_rank", 0) else "strong"
+        counts = {}
+        for run in runs:
+            counts[run.ranks] = counts.get(run.ranks, 0) + 1
+        if len(counts) < 2:
+            raise StudyError(f"{folder}: every run has {runs[0].ranks} rank(s); a scaling study needs at least two rank counts (RANKS=\"1 2 4\")")
+        if 1 not in counts:
+            raise StudyError(f"{folder}: no 1-rank run; speedup and efficiency are relative to 1 rank, so add 1 to RANKS")
+        if len(set(counts.values())) > 1:
+            listing = ", ".join(f"{p} ranks: {n}" for p, n in sorted(counts.items()))
+            warnings.append(f"unequal repeats ({listing}): medians of different numbers of runs")
+        if min(counts.values()) < 3:
+            warnings.append("fewer than 3 repeats at some rank count: min-max ranges are not a spread estimate")
+    else:
+        kind = "allreduce"
+    return Study(folder, kind, runs, sweeps, warnings)
+
+
+def check_one_configuration(runs):
+    reference = runs[0]
+    for run in runs[1:]:
+        differ = sorted(
+            k for k in set(reference.config) | set(run.config)
+            if k not in VARYING and reference.config.get(k) != run.config.get(k)
+        )
+        if differ:
+            details = ", ".join(f"{k}: {reference.config.get(k)!r} vs {run.config.get(k)!r}" for k in differ)
+            raise StudyError(
+                f"{run.path} and {reference.path} are runs of different configurations ({details}); "
+                "put each configuration's runs in a folder of its own"
+            )
