@@ -19,9 +19,9 @@ VENV     := .venv
 
 # Debian/Ubuntu packages the build, the tests and the HDF5 tools need.
 DEB_PACKAGES := build-essential pkg-config libclang-dev libopenmpi-dev openmpi-bin \
-                libhdf5-dev hdf5-tools libopenblas-dev python3-venv
+                libhdf5-dev hdf5-tools libopenblas-dev python3-venv slurm-wlm munge
 
-.PHONY: all deps build run test lint bench clean strong weak allreduce-sweep analyze venv
+.PHONY: all deps build run test test-slurm lint bench clean strong weak allreduce-sweep analyze venv
 
 all: build
 
@@ -111,6 +111,12 @@ analyze: venv
 test: deps venv
 	cargo test --release
 	$(VENV)/bin/python -m pytest -q analysis/tests
+	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm.sh; \
+	else echo "make test: the Slurm test was NOT run: it starts munge and Slurm daemons, which needs root (sudo make test-slurm)"; fi
+
+# A single-node Slurm on this machine runs jobs/strong.sbatch (root: it starts the daemons).
+test-slurm: deps build
+	bash tests/slurm.sh
 
 lint: deps
 	cargo fmt --all -- --check
