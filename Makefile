@@ -4,7 +4,8 @@
 # Variables: NP (ranks, default 8), ARGS (extra `train` options), OUT (run file),
 # HOSTFILE (an MPI hostfile, see hostfiles/).
 # Scaling studies: RANKS (rank counts), REPEAT (runs of each), STUDY (the study's folder,
-# default results/<kind>-<time>), PER_RANK (rows per rank of a weak study).
+# default results/<kind>-<time>), PER_RANK and BATCH_PER_RANK (rows, and rows per step, on
+# each rank of a weak study).
 
 NP       ?= 8
 ARGS     ?=
@@ -14,6 +15,7 @@ RANKS    ?= 1 2 4 8
 REPEAT   ?= 3
 STUDY    ?=
 PER_RANK ?= 125000
+BATCH_PER_RANK ?= 1024
 BIN      := target/release/mpi-sgd
 VENV     := .venv
 
@@ -85,9 +87,9 @@ study = study="$(STUDY)"; [ -n "$$study" ] || study=results/$(1)-$$(date +%Y%m%d
 strong: build
 	@$(call study,strong,)
 
-# Weak scaling: PER_RANK rows on every rank.
+# Weak scaling: PER_RANK rows and BATCH_PER_RANK rows per step on every rank.
 weak: build
-	@$(call study,weak,--samples-per-rank $(PER_RANK))
+	@$(call study,weak,--samples-per-rank $(PER_RANK) --batch-per-rank $(BATCH_PER_RANK))
 
 # bench-allreduce on NP ranks, REPEAT sweeps, into one study folder.
 allreduce-sweep: build

@@ -13,8 +13,10 @@ import numpy as np
 
 RUN_FORMAT = "mpi-sgd/1"
 BENCH_FORMAT = "mpi-sgd-bench/1"
-# Options that legitimately differ between the runs of one study.
-VARYING = {"ranks", "samples", "log_every"}
+# Options that legitimately differ between the runs of one study; in a weak study the global
+# sizes grow with the ranks too.
+VARYING = {"ranks", "log_every"}
+WEAK_VARYING = {"samples": "samples_per_rank", "batch": "batch_per_rank"}
 
 
 class StudyError(Exception):
@@ -145,10 +147,11 @@ def load_study(folder):
 
 def check_one_configuration(runs):
     reference = runs[0]
+    varying = VARYING | {k for k, per_rank in WEAK_VARYING.items() if reference.config.get(per_rank, 0)}
     for run in runs[1:]:
         differ = sorted(
             k for k in set(reference.config) | set(run.config)
-            if k not in VARYING and reference.config.get(k) != run.config.get(k)
+            if k not in varying and reference.config.get(k) != run.config.get(k)
         )
         if differ:
             details = ", ".join(f"{k}: {reference.config.get(k)!r} vs {run.config.get(k)!r}" for k in differ)

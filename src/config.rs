@@ -112,6 +112,10 @@ pub struct TrainArgs {
     /// GLOBAL batch size: rows per step summed over all ranks.
     #[arg(long, default_value_t = 8192, value_name = "B")]
     pub batch: usize,
+    /// Weak scaling: rows per rank in each step, so the global batch is this times the ranks
+    /// (instead of --batch).
+    #[arg(long, value_name = "B", conflicts_with = "batch")]
+    pub batch_per_rank: Option<usize>,
     /// Learning rate.
     #[arg(
         long,
@@ -204,7 +208,9 @@ pub struct Config {
     pub test_samples: Option<usize>,
     pub label_noise: f64,
     pub epochs: usize,
+    /// The global batch, unless `batch_per_rank` is set.
     pub batch: usize,
+    pub batch_per_rank: Option<usize>,
     pub lr: f64,
     pub momentum: f64,
     pub l2: f64,
@@ -289,6 +295,7 @@ impl Config {
             ("--features", args.features),
             ("--epochs", Some(args.epochs)),
             ("--batch", Some(args.batch)),
+            ("--batch-per-rank", args.batch_per_rank),
         ];
         for (name, value) in positive.into_iter().filter_map(|(n, v)| Some((n, v?))) {
             if value == 0 {
@@ -341,6 +348,7 @@ impl Config {
             label_noise: args.label_noise,
             epochs: args.epochs,
             batch: args.batch,
+            batch_per_rank: args.batch_per_rank,
             lr: args.lr,
             momentum: args.momentum,
             l2: args.l2,
@@ -353,6 +361,11 @@ impl Config {
             force: args.force,
             log_every: args.log_every,
         })
+    }
+
+    /// Rows per step over all ranks.
+    pub fn global_batch(&self, ranks: usize) -> usize {
+        self.batch_per_rank.map_or(self.batch, |rows| rows * ranks)
     }
 
     /// Layer widths of the softmax/MLP network: [features, hidden..., classes].
@@ -386,7 +399,11 @@ impl Config {
             ("test_samples", Int(shape.test_samples as u64)),
             ("label_noise", Float(self.label_noise)),
             ("epochs", Int(self.epochs as u64)),
-            ("batch", Int(self.batch as u64)),
+            ("batch", Int(self.global_batch(ranks) as u64)),
+            (
+                "batch_per_rank",
+                Int(self.batch_per_rank.unwrap_or(0) as u64),
+            ),
             ("lr", Float(self.lr)),
             ("momentum", Float(self.momentum)),
             ("l2", Float(self.l2)),
@@ -429,6 +446,12 @@ mod tests {
         let weak = parse("--samples-per-rank 1000").unwrap();
         assert_eq!((weak.samples, weak.samples_per_rank), (None, Some(1000)));
         assert!(parse("--samples-per-rank 10 --samples 20").is_err());
+        let per_rank = parse("--batch-per-rank 64").unwrap();
+        assert_eq!(
+            (per_rank.global_batch(1), per_rank.global_batch(8)),
+            (64, 512)
+        );
+        assert!(parse("--batch-per-rank 64 --batch 128").is_err());
         let file = parse("--data d.h5").unwrap();
         assert_eq!(file.data, DataSource::File("d.h5".into()));
         assert_eq!(

@@ -47,8 +47,8 @@ struct LocalData<F> {
 /// points where all ranks agree on them (see [`Comm::agree`]).
 pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::Result<()> {
     let (source, shape) = comm.agree(Source::open(config, comm.size()))?;
-    let plan =
-        BatchPlan::new(shape.samples, config.batch, comm.size()).map_err(|e| usage(e.to_string()));
+    let plan = BatchPlan::new(shape.samples, config.global_batch(comm.size()), comm.size())
+        .map_err(|e| usage(e.to_string()));
     let plan = comm.agree(plan)?;
     let provenance = Provenance::collect(comm, startup.blas_threads);
     let destination = match (&config.out, comm.is_root()) {
@@ -313,7 +313,7 @@ fn describe_setup<F: Real>(
         config.data,
         data.shape.test_samples,
         F::NAME,
-        config.batch,
+        config.global_batch(comm.size()),
         plan.max_local_batch(comm.size() - 1),
         plan.max_local_batch(0),
         plan.steps_per_epoch(),
@@ -435,7 +435,7 @@ fn summary_line(config: &Config, ranks: usize, shape: &DataShape, s: &Summary) -
         config.dtype.name(),
         shape.samples,
         shape.features,
-        config.batch,
+        config.global_batch(ranks),
         config.epochs,
         s.steps,
         s.wall_s,

@@ -59,10 +59,18 @@ def test_no_baseline_is_refused(tmp_path):
         load_study(tmp_path)
 
 
+def test_a_strong_study_with_different_global_sizes_is_refused(tmp_path):
+    write_run(tmp_path / "a.h5", 1, 1.0)
+    write_run(tmp_path / "b.h5", 2, 0.6, config={"samples": 2000})
+    with pytest.raises(StudyError, match="samples"):
+        load_study(tmp_path)
+
+
 def test_weak_study_gets_gustafson(tmp_path):
     for p in (1, 2, 4):
         for r in range(3):
-            write_run(tmp_path / f"p{p}-{r}.h5", p, 1.0 + 0.1 * (p - 1), samples_per_rank=500)
+            write_run(tmp_path / f"p{p}-{r}.h5", p, 1.0 + 0.1 * (p - 1), samples_per_rank=500,
+                      config={"samples": 500 * p})
     assert main(["report", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text()
     assert report.startswith("# Weak study")
