@@ -8,32 +8,15 @@ error, then used to predict each algorithm.
 """
 import csv
 import glob
-import math
 import statistics
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
 
-OURS = ["ring", "tree", "rd", "rabenseifner", "star"]
-
-
-def costs(algorithm, n, p):
-    """(alpha, beta, gamma) coefficients of an algorithm's critical path for n bytes on p ranks."""
-    lg = math.ceil(math.log2(p)) if p > 1 else 0
-    pof2 = 1 << int(math.log2(p))
-    fold = (2, 2 * n, n) if pof2 != p else (0, 0, 0)
-    lg2 = int(math.log2(pof2))
-    base = {
-        "ring": (2 * (p - 1), 2 * n * (p - 1) / p, n * (p - 1) / p),
-        "tree": (2 * lg, 2 * n * lg, n * lg),
-        "rd": (lg2, n * lg2, n * lg2),
-        "rabenseifner": (2 * lg2, 2 * n * (pof2 - 1) / pof2, n * (pof2 - 1) / pof2),
-        "star": (2 * (p - 1), 2 * (p - 1) * n, (p - 1) * n),
-    }[algorithm]
-    if algorithm in ("rd", "rabenseifner"):
-        base = tuple(b + f for b, f in zip(base, fold))
-    return base
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from analysis.commmodel import ALGORITHMS as OURS, fit, predict  # noqa: E402  (the one cost model)
 
 
 def load(folder):
@@ -109,20 +92,14 @@ def main(folder):
             previous = fastest
 
     # Alpha-beta-gamma fit over all our algorithms and sizes, weighted to relative error.
-    rows, times = [], []
-    for name in OURS:
-        for i, s in enumerate(sizes):
-            rows.append(costs(name, float(s), p))
-            times.append(lat[name][i])
-    a, t = np.array(rows), np.array(times)
-    coef, *_ = np.linalg.lstsq(a / t[:, None], np.ones_like(t), rcond=None)
+    coef = fit([(name, float(s), p, lat[name][i]) for name in OURS for i, s in enumerate(sizes)])
     alpha, beta, gamma = coef
     out.append("\n## Alpha-beta-gamma model\n")
     out.append(f"Fitted: alpha = {alpha * 1e6:.3f} us, beta = {beta * 1e9:.3f} ns/byte "
                f"({1 / beta / 1e9 if beta > 0 else float('inf'):.2f} GB/s), gamma = {gamma * 1e9:.3f} ns/byte.\n")
     out.append("| algorithm | median abs error | worst, <= 64 KiB | worst, >= 1 MiB |\n|---|---|---|---|")
     for name in OURS:
-        pred = np.array([costs(name, float(s), p) for s in sizes]) @ coef
+        pred = np.array([predict(coef, name, float(s), p) for s in sizes])
         err = np.abs(pred / lat[name] - 1)
         lo = max(err[i] for i, s in enumerate(sizes) if s <= 64 << 10)
         hi = max(err[i] for i in big)
