@@ -17,7 +17,7 @@ use crate::comm::{Allreduce, Comm, Traffic};
 use crate::config::{Config, ModelKind};
 use crate::data::partition::BatchPlan;
 use crate::data::{DataShape, Dataset, Source};
-use crate::errors::usage;
+use crate::errors::{usage, ReportedElsewhere};
 use crate::info_root;
 use crate::model::logistic::Logistic;
 use crate::model::mlp::Mlp;
@@ -50,6 +50,7 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
     let plan = BatchPlan::new(shape.samples, config.global_batch(comm.size()), comm.size())
         .map_err(|e| usage(e.to_string()));
     let plan = comm.agree(plan)?;
+    comm.agree(same_configuration(config, &shape, comm))?;
     let provenance = Provenance::collect(comm, startup.blas_threads);
     let destination = match (&config.out, comm.is_root()) {
         (Some(path), true) => output::check_destination(path, config.force),
@@ -72,7 +73,7 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
     comm.barrier();
     let begin = mpi::time();
     for epoch in 0..config.epochs {
-        trainer.train_epoch(epoch);
+        comm.agree(trainer.train_epoch(epoch))?;
     }
     let wall_s = comm.max(&[mpi::time() - begin])[0];
 
@@ -163,8 +164,10 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
     }
 
-    /// The steps of one epoch, then its evaluation.
-    fn train_epoch(&mut self, epoch: usize) {
+    /// The steps of one epoch, then its evaluation. Stops at the first step whose combined
+    /// gradient (or averaged parameters) is not finite: every rank holds the same bits there,
+    /// so every rank stops at the same step.
+    fn train_epoch(&mut self, epoch: usize) -> anyhow::Result<()> {
         let epoch_begin = mpi::time();
         let steps_per_epoch = self.plan.steps_per_epoch();
         let mut seen = BatchStats::default();
@@ -175,6 +178,20 @@ impl<'a, F: Real> Trainer<'a, F> {
                 Some(every) => self.local_step(step, s, every),
             };
             seen += stats;
+            if self.grad_sum.iter().any(|v| !v.is_finite()) {
+                anyhow::bail!(
+                    "training diverged at step {} (epoch {}): the combined {} holds NaN or Inf; \
+                     lower --lr (now {:?}) or add --warmup-epochs",
+                    step + 1,
+                    epoch + 1,
+                    if self.config.average_every.is_some() {
+                        "parameters"
+                    } else {
+                        "gradient"
+                    },
+                    self.config.lr
+                );
+            }
             if self.config.log_every > 0 && (step + 1) % self.config.log_every == 0 {
                 let rows = self.plan.batch_rows(s).len() as f64;
                 let loss = self.comm.sum(&[stats.loss_sum])[0] / rows;
@@ -182,6 +199,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             }
         }
         self.evaluate(epoch, seen, epoch_begin);
+        Ok(())
     }
 
     /// Synchronous SGD: allreduce the gradient, then the same update on every rank.
@@ -340,6 +358,34 @@ fn stats_from(sums: &[f64]) -> BatchStats {
         loss_sum: sums[0],
         correct: sums[1],
         rows: sums[2],
+    }
+}
+
+/// Collective: a usage error unless every rank runs the same build with the same resolved
+/// options (a stale binary on one node, or an MPMD launch with different options, would
+/// otherwise train something no one asked for). Rank 0 names the ranks that differ from it.
+fn same_configuration(config: &Config, shape: &DataShape, comm: &Comm) -> anyhow::Result<()> {
+    let mut hasher = DefaultHasher::new();
+    format!("{:?}", config.settings(comm.size(), shape)).hash(&mut hasher);
+    (env!("CARGO_PKG_VERSION"), env!("MPI_SGD_GIT_REVISION")).hash(&mut hasher);
+    let hash = hasher.finish();
+    let everyone = comm.gather(&[hash]);
+    if comm.min(&[hash])[0] == comm.max(&[hash])[0] {
+        return Ok(());
+    }
+    match everyone {
+        Some(hashes) => {
+            let odd: Vec<String> = (0..hashes.len())
+                .filter(|&r| hashes[r] != hashes[0])
+                .map(|r| r.to_string())
+                .collect();
+            Err(usage(format!(
+                "ranks {} were started with other options or another build than rank 0; \
+                 start every rank with the same command and binary",
+                odd.join(",")
+            )))
+        }
+        None => Err(ReportedElsewhere(2).into()),
     }
 }
 

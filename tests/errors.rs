@@ -124,3 +124,58 @@ fn an_unwritable_out_fails_on_rank_0_without_hanging_the_others() {
     // Nothing left behind: no run file, no temporary.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
 }
+
+#[test]
+fn training_that_diverges_stops_with_a_hint_and_no_run_file() {
+    let dir = scratch("diverges");
+    let out = dir.join("run.h5");
+    let args = [
+        "train",
+        "--model",
+        "mlp",
+        "--lr",
+        "1e30",
+        "--samples",
+        "5000",
+        "--batch",
+        "500",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let output = mpirun(3, &args);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let lines = own_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("diverged at step") && lines[0].contains("--lr"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no run file, no temporary"
+    );
+}
+
+#[test]
+fn ranks_started_with_different_options_are_refused() {
+    let same = [
+        "train",
+        "--samples",
+        "1000",
+        "--batch",
+        "100",
+        "--epochs",
+        "1",
+    ];
+    let mut other = same.to_vec();
+    other.extend(["--lr", "0.2"]);
+    let output = mpirun_mpmd(&[(1, &same), (2, &other)]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let lines = own_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("ranks 1,2") && lines[0].contains("same command"),
+        "{lines:?}"
+    );
+}

@@ -14,10 +14,14 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(120);
 /// `mpirun -n ranks mpi-sgd args...`, with Open MPI's root and oversubscription permissions
 /// set only where they are needed (running as root; more ranks than cores).
 pub fn mpirun(ranks: usize, args: &[&str]) -> Output {
+    mpirun_mpmd(&[(ranks, args)])
+}
+
+/// `mpirun -n k1 mpi-sgd args1... : -n k2 mpi-sgd args2...` (MPMD: ranks with other options).
+pub fn mpirun_mpmd(parts: &[(usize, &[&str])]) -> Output {
     let mut command = Command::new("mpirun");
-    command.arg("-n").arg(ranks.to_string());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if ranks > cores {
+    if parts.iter().map(|(ranks, _)| ranks).sum::<usize>() > cores {
         command.arg("--oversubscribe");
     }
     if is_root() {
@@ -25,7 +29,16 @@ pub fn mpirun(ranks: usize, args: &[&str]) -> Output {
             .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
     }
-    command.arg(BINARY).args(args);
+    for (i, (ranks, args)) in parts.iter().enumerate() {
+        if i > 0 {
+            command.arg(":");
+        }
+        command
+            .arg("-n")
+            .arg(ranks.to_string())
+            .arg(BINARY)
+            .args(*args);
+    }
     run_with_limit(command)
 }
 
