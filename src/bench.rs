@@ -10,8 +10,6 @@
 //! bit-identical on every rank, and whether the bytes and messages sent equal the algorithm's
 //! cost formula. Every per-iteration latency goes to the HDF5 file.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -235,11 +233,7 @@ fn check<F: Real>(kind: AllreduceKind, n: usize, comm: &Comm) -> bool {
         .zip(&library)
         .zip(&bound)
         .all(|((a, b), m)| (a.into_f64() - b.into_f64()).abs() <= eps * m.into_f64());
-    let mut hasher = DefaultHasher::new();
-    ours.iter()
-        .for_each(|v| v.into_f64().to_bits().hash(&mut hasher));
-    let hash = hasher.finish();
-    let identical = comm.min(&[hash])[0] == comm.max(&[hash])[0];
+    let identical = comm.same_bits_everywhere(&ours);
     let local_ok = u8::from(exact && close && traffic_ok && identical);
     comm.min(&[local_ok])[0] == 1
 }

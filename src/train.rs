@@ -86,7 +86,7 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
         train_accuracy: last(&trainer.epochs.train_accuracy),
         test_accuracy: last(&trainer.epochs.test_accuracy),
         timer_overhead_s,
-        replicas_identical: replicas_identical(comm, &trainer.params),
+        replicas_identical: comm.same_bits_everywhere(&trainer.params),
     };
     if !summary.replicas_identical {
         log::warn!(
@@ -164,9 +164,7 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
     }
 
-    /// The steps of one epoch, then its evaluation. Stops at the first step whose combined
-    /// gradient (or averaged parameters) is not finite: every rank holds the same bits there,
-    /// so every rank stops at the same step.
+    /// The steps of one epoch, then its evaluation; stops at a step that diverged.
     fn train_epoch(&mut self, epoch: usize) -> anyhow::Result<()> {
         let epoch_begin = mpi::time();
         let steps_per_epoch = self.plan.steps_per_epoch();
@@ -174,24 +172,10 @@ impl<'a, F: Real> Trainer<'a, F> {
         for s in 0..steps_per_epoch {
             let step = epoch * steps_per_epoch + s;
             let stats = match self.config.average_every {
-                None => self.gradient_averaging_step(step, s),
-                Some(every) => self.local_step(step, s, every),
+                None => self.gradient_averaging_step(step, s)?,
+                Some(every) => self.local_step(step, s, every)?,
             };
             seen += stats;
-            if self.grad_sum.iter().any(|v| !v.is_finite()) {
-                anyhow::bail!(
-                    "training diverged at step {} (epoch {}): the combined {} holds NaN or Inf; \
-                     lower --lr (now {:?}) or add --warmup-epochs",
-                    step + 1,
-                    epoch + 1,
-                    if self.config.average_every.is_some() {
-                        "parameters"
-                    } else {
-                        "gradient"
-                    },
-                    self.config.lr
-                );
-            }
             if self.config.log_every > 0 && (step + 1) % self.config.log_every == 0 {
                 let rows = self.plan.batch_rows(s).len() as f64;
                 let loss = self.comm.sum(&[stats.loss_sum])[0] / rows;
@@ -203,7 +187,7 @@ impl<'a, F: Real> Trainer<'a, F> {
     }
 
     /// Synchronous SGD: allreduce the gradient, then the same update on every rank.
-    fn gradient_averaging_step(&mut self, step: usize, s: usize) -> BatchStats {
+    fn gradient_averaging_step(&mut self, step: usize, s: usize) -> anyhow::Result<BatchStats> {
         let start = mpi::time();
         let (x, y) = self
             .data
@@ -215,6 +199,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             self.allreduce
                 .allreduce_sum(self.comm.world(), &self.grad, &mut self.grad_sum);
         let reduced = mpi::time();
+        self.check_finite(step, "gradient")?;
         let batch_rows = self.plan.batch_rows(s).len();
         self.sgd
             .step(step, &mut self.params, &self.grad_sum, batch_rows);
@@ -225,12 +210,12 @@ impl<'a, F: Real> Trainer<'a, F> {
             update: end - reduced,
         };
         self.record.record(step, seconds, traffic, stats.loss_sum);
-        stats
+        Ok(stats)
     }
 
     /// Local SGD: each rank updates from its own rows; every `every` steps (and after the last
     /// step, so the replicas end identical) the parameters are averaged across ranks.
-    fn local_step(&mut self, step: usize, s: usize, every: usize) -> BatchStats {
+    fn local_step(&mut self, step: usize, s: usize, every: usize) -> anyhow::Result<BatchStats> {
         let start = mpi::time();
         let rows = self.plan.local_batch(self.comm.rank(), s);
         let local_rows = rows.len().max(1);
@@ -250,6 +235,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             for (p, &sum) in self.params.iter_mut().zip(&self.grad_sum) {
                 *p = sum * share;
             }
+            self.check_finite(step, "parameters")?;
         }
         let end = mpi::time();
         let seconds = PhaseSeconds {
@@ -258,7 +244,24 @@ impl<'a, F: Real> Trainer<'a, F> {
             update: updated - computed,
         };
         self.record.record(step, seconds, traffic, stats.loss_sum);
-        stats
+        Ok(stats)
+    }
+
+    /// Fails if the allreduce result (`grad_sum`: the combined gradient, or the summed
+    /// parameters) holds NaN or Inf. Every rank holds the same bits of it, so every rank stops
+    /// at the same step without any extra communication.
+    fn check_finite(&self, step: usize, combined: &str) -> anyhow::Result<()> {
+        if self.grad_sum.iter().all(|v| v.is_finite()) {
+            return Ok(());
+        }
+        let epoch = step / self.plan.steps_per_epoch();
+        anyhow::bail!(
+            "training diverged at step {} (epoch {}): the combined {combined} holds NaN or Inf; \
+             lower --lr (now {:?}) or add --warmup-epochs",
+            step + 1,
+            epoch + 1,
+            self.config.lr
+        )
     }
 
     /// Test-set evaluation and one allreduce of the epoch's loss and accuracy sums.
@@ -370,7 +373,7 @@ fn same_configuration(config: &Config, shape: &DataShape, comm: &Comm) -> anyhow
     (env!("CARGO_PKG_VERSION"), env!("MPI_SGD_GIT_REVISION")).hash(&mut hasher);
     let hash = hasher.finish();
     let everyone = comm.gather(&[hash]);
-    if comm.min(&[hash])[0] == comm.max(&[hash])[0] {
+    if comm.same_everywhere(hash) {
         return Ok(());
     }
     match everyone {
@@ -398,16 +401,6 @@ fn timer_cost() -> f64 {
         last = std::hint::black_box(mpi::time());
     }
     (last - begin) / READS as f64
-}
-
-/// Collective: whether every rank ends with the same parameter bits (hash compared).
-fn replicas_identical<F: Real>(comm: &Comm, params: &[F]) -> bool {
-    let mut hasher = DefaultHasher::new();
-    for p in params {
-        p.into_f64().to_bits().hash(&mut hasher);
-    }
-    let hash = hasher.finish();
-    comm.min(&[hash])[0] == comm.max(&[hash])[0]
 }
 
 /// Collective (gathers); rank 0 writes the file when `--out` was given.

@@ -15,6 +15,9 @@ pub mod ring;
 pub mod star;
 pub mod tree;
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
 use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
@@ -161,6 +164,21 @@ impl Comm {
         let mut out = vec![T::default(); values.len()];
         self.world.all_reduce_into(values, &mut out[..], op);
         out
+    }
+
+    /// Collective: whether every rank brought the same `value`.
+    pub fn same_everywhere(&self, value: u64) -> bool {
+        self.min(&[value])[0] == self.max(&[value])[0]
+    }
+
+    /// Collective: whether every rank holds bit-identical `values` (compared by a hash of the
+    /// bits; `DefaultHasher::new` has fixed keys, so equal bits hash alike on every rank).
+    pub fn same_bits_everywhere<F: Real>(&self, values: &[F]) -> bool {
+        let mut hasher = DefaultHasher::new();
+        for v in values {
+            v.into_f64().to_bits().hash(&mut hasher);
+        }
+        self.same_everywhere(hasher.finish())
     }
 
     /// Every rank's `values` (all of the same length), concatenated in rank order on rank 0;
