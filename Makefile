@@ -56,48 +56,30 @@ deps:
 build: deps
 	cargo build --release
 
-# mpirun with Open MPI's permissions only where they are needed: --oversubscribe when asking
-# for more ranks than cores (and no hostfile), the run-as-root variables when run by root.
-launch = openmpi=$$(mpirun --version 2>/dev/null | grep -c "Open MPI"); flags=""; \
-	if [ -n "$(HOSTFILE)" ]; then flags="--hostfile $(HOSTFILE)"; \
-	elif [ "$$openmpi" -gt 0 ] && [ $(1) -gt $$(nproc) ]; then \
-	  echo "note: $(1) ranks on $$(nproc) cores: oversubscribed (--oversubscribe); timings show contention"; \
-	  flags="--oversubscribe"; fi; \
-	if [ "$$openmpi" -gt 0 ] && [ "$$(id -u)" = 0 ]; then \
-	  echo "note: running as root: OMPI_ALLOW_RUN_AS_ROOT=1"; \
-	  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi; \
-	mpirun -n $(1) $$flags
+# Launching goes through jobs/launch.sh, the one place that knows how (mpirun or srun, a
+# hostfile, Open MPI's oversubscription and run-as-root permissions only where needed).
+export HOSTFILE NP
 
 # The main job: default model and data on NP ranks, run file in OUT (overwritten).
 run: build
 	@mkdir -p $(dir $(OUT))
-	@$(call launch,$(NP)) $(BIN) train --out $(OUT) --force $(ARGS)
+	@bash -c 'source jobs/launch.sh && launch $(NP) $(BIN) train --out $(OUT) --force $(ARGS)'
 
-# One study: every rank count of RANKS, REPEAT times, repeats outermost so that drift of the
-# machine hits every rank count alike. $(1): kind, $(2): options for every run.
-study = study="$(STUDY)"; [ -n "$$study" ] || study=results/$(1)-$$(date +%Y%m%d-%H%M%S); \
-	mkdir -p "$$study"; \
-	for r in $$(seq 1 $(REPEAT)); do for p in $(RANKS); do \
-	  echo "== $(1): $$p ranks, repeat $$r of $(REPEAT)"; \
-	  ( $(call launch,$$p) $(BIN) train $(2) $(ARGS) --out "$$study/p$$p-r$$r.h5" --force ) || exit 1; \
-	done; done; \
-	echo "study written to $$study; report: make analyze STUDY=$$study"
+# Scaling studies run the Slurm scripts, which work unchanged outside Slurm: every rank count
+# of RANKS, REPEAT times, repeats outermost.
+study_env = RANKS="$(RANKS)" REPEAT="$(REPEAT)" STUDY="$(STUDY)" ARGS="$(ARGS)"
 
 # Strong scaling: the same global problem on every rank count.
 strong: build
-	@$(call study,strong,)
+	@$(study_env) bash jobs/strong.sbatch
 
 # Weak scaling: PER_RANK rows and BATCH_PER_RANK rows per step on every rank.
 weak: build
-	@$(call study,weak,--samples-per-rank $(PER_RANK) --batch-per-rank $(BATCH_PER_RANK))
+	@$(study_env) PER_RANK="$(PER_RANK)" BATCH_PER_RANK="$(BATCH_PER_RANK)" bash jobs/weak.sbatch
 
 # bench-allreduce on NP ranks, REPEAT sweeps, into one study folder.
 allreduce-sweep: build
-	@study="$(STUDY)"; [ -n "$$study" ] || study=results/allreduce-$$(date +%Y%m%d-%H%M%S); \
-	mkdir -p "$$study"; \
-	for r in $$(seq 1 $(REPEAT)); do \
-	  ( $(call launch,$(NP)) $(BIN) bench-allreduce $(ARGS) --out "$$study/sweep-r$$r.h5" --force ) || exit 1; \
-	done; echo "sweeps written to $$study; report: make analyze STUDY=$$study"
+	@$(study_env) bash jobs/allreduce.sbatch
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: analysis/requirements.txt | deps

@@ -40,6 +40,20 @@ def fit_gustafson(p, scaled_speedup):
     return float(-np.sum((s - p) * x) / np.sum(x * x))
 
 
+def medians(p, t):
+    """The distinct rank counts and the median time at each."""
+    p, t = np.asarray(p), np.asarray(t, dtype=float)
+    ranks = np.unique(p)
+    return ranks, np.array([np.median(t[p == q]) for q in ranks])
+
+
+def fit_gustafson_runs(p, t):
+    """f_s from every run of a weak study (rank counts p, times t; the first rank count 1):
+    fitted to the scaled speedups p T(1)/T(p) of the median times."""
+    ranks, med = medians(p, t)
+    return fit_gustafson(ranks, ranks * med[0] / med)
+
+
 def bootstrap(groups, statistic, rounds=2000, seed=0):
     """95% interval of `statistic(p, t)` when each group's runs (rank count -> times) are
     resampled with replacement."""

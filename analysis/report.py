@@ -44,6 +44,8 @@ def scaling_section(study, out, lines):
     times = {k: np.array([r.wall_s for r in v]) for k, v in groups.items()}
     med = np.array([np.median(times[k]) for k in p])
     t1 = med[0]
+    all_p = np.concatenate([[k] * len(times[k]) for k in p])
+    all_t = np.concatenate([times[k] for k in p])
     weak = study.kind == "weak"
     rows = []
     if weak:
@@ -57,9 +59,8 @@ def scaling_section(study, out, lines):
             rows.append([k, len(times[k]), m, times[k].min(), times[k].max(), m / steps, eff, k * eff])
         write_csv(out / "scaling.csv", ["ranks", "runs", "t_median_s", "t_min_s", "t_max_s", "s_per_step",
                                          "weak_efficiency", "scaled_speedup"], rows)
-        fs = laws.fit_gustafson(p, p * t1 / med)
-        lo, hi = laws.bootstrap(times, lambda pp, tt: laws.fit_gustafson(
-            np.unique(pp), np.unique(pp) * np.median(tt[pp == 1]) / np.array([np.median(tt[pp == q]) for q in np.unique(pp)])))
+        fs = laws.fit_gustafson_runs(all_p, all_t)
+        lo, hi = laws.bootstrap(times, laws.fit_gustafson_runs)
         lines.append(f"\nGustafson serial fraction f_s = {fs:.4f} (95% interval {lo:.4f} to {hi:.4f}).\n")
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.plot(p, p, "k--", label="ideal (p)")
@@ -82,8 +83,6 @@ def scaling_section(study, out, lines):
         rows.append([k, len(times[k]), m, times[k].min(), times[k].max(), sk, sk / k, ek])
     write_csv(out / "scaling.csv", ["ranks", "runs", "t_median_s", "t_min_s", "t_max_s", "speedup",
                                      "efficiency", "karp_flatt"], rows)
-    all_p = np.concatenate([[k] * len(times[k]) for k in p])
-    all_t = np.concatenate([times[k] for k in p])
     f, t1_fit = laws.fit_amdahl(all_p, all_t)
     lo, hi = laws.bootstrap(times, lambda pp, tt: laws.fit_amdahl(pp, tt)[0])
     lines.append(f"\nAmdahl fit: serial fraction f = {f:.4f} (95% interval {lo:.4f} to {hi:.4f}), "

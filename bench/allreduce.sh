@@ -12,18 +12,14 @@ RANKS=${RANKS:-2}
 out=bench/build/allreduce
 mkdir -p "$out"
 
-mpirun_flags=()
-if mpirun --version 2>/dev/null | grep -q "Open MPI"; then
-  [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-  [ "$(nproc)" -lt "$RANKS" ] && mpirun_flags+=(--oversubscribe)
-fi
+source jobs/launch.sh   # launch P COMMAND...
 export OPENBLAS_NUM_THREADS=1
 mpicc -O2 -o bench/build/osu_allreduce bench/osu_allreduce.c
 
 for round in $(seq 1 "$REPEAT"); do
   echo "round $round/$REPEAT" >&2
-  mpirun "${mpirun_flags[@]}" -n "$RANKS" bench/build/osu_allreduce > "$out/osu-$round.txt"
-  mpirun "${mpirun_flags[@]}" -n "$RANKS" target/release/mpi-sgd bench-allreduce \
+  launch "$RANKS" bench/build/osu_allreduce > "$out/osu-$round.txt"
+  launch "$RANKS" target/release/mpi-sgd bench-allreduce \
     --out "$out/sweep-$round.h5" --force > "$out/sweep-$round.txt" 2>/dev/null
 done
 
@@ -38,7 +34,7 @@ for workload in logistic mlp; do
     file="$out/local-$workload-$every.h5"
     opts=(${workloads[$workload]} --allreduce ring --out "$file" --force)
     [ "$every" != grad ] && opts+=(--average-every "$every")
-    line=$(mpirun "${mpirun_flags[@]}" -n "$RANKS" target/release/mpi-sgd train "${opts[@]}" 2>/dev/null)
+    line=$(launch "$RANKS" target/release/mpi-sgd train "${opts[@]}" 2>/dev/null)
     acc=$(sed -n 's/.*test_accuracy=\([^ ]*\).*/\1/p' <<< "$line")
     wall=$(sed -n 's/.*wall_s=\([^ ]*\).*/\1/p' <<< "$line")
     echo "$workload,$every,$acc,$wall,$file" >> "$out/local-sgd.csv"

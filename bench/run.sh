@@ -12,12 +12,7 @@ REPEAT=${REPEAT:-5}
 build=bench/build
 mkdir -p "$build/runs"
 
-# Open MPI needs these to run as root, and --oversubscribe past the core count; set only then.
-mpirun_flags=()
-if mpirun --version 2>/dev/null | grep -q "Open MPI"; then
-  [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-  [ "$(nproc)" -lt 2 ] && mpirun_flags+=(--oversubscribe)
-fi
+source jobs/launch.sh   # launch P COMMAND...
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1   # single-threaded BLAS everywhere
 
 if [ ! -x "$build/venv/bin/python" ]; then
@@ -43,10 +38,10 @@ for round in $(seq 1 "$REPEAT"); do
       declare -n args=$workload
       for ranks in 1 2; do
         file="$build/runs/$workload-$dtype-$ranks-$round.h5"
-        m=$(mpirun "${mpirun_flags[@]}" -n "$ranks" target/release/mpi-sgd train "${args[@]}" \
+        m=$(launch "$ranks" target/release/mpi-sgd train "${args[@]}" \
               --dtype "$dtype" --out "$file" --force 2>/dev/null | measures)
         echo "$round,$workload,mpi-sgd,$ranks,$dtype,$m,$file" >> "$csv"
-        m=$(mpirun "${mpirun_flags[@]}" -n "$ranks" "$py" bench/numpy_sgd.py --mpi "${args[@]}" \
+        m=$(launch "$ranks" "$py" bench/numpy_sgd.py --mpi "${args[@]}" \
               --dtype "$dtype" | measures)
         echo "$round,$workload,mpi4py,$ranks,$dtype,$m," >> "$csv"
       done
@@ -55,7 +50,7 @@ for round in $(seq 1 "$REPEAT"); do
     done
   done
   for ranks in 1 2; do
-    mpirun "${mpirun_flags[@]}" -n "$ranks" "$build/stream" | tr ' ' '\n' \
+    launch "$ranks" "$build/stream" | tr ' ' '\n' \
       | sed -n "s/^\([a-z]*\)_GBps=\(.*\)/$round,stream,\1,$ranks,f64,\2,,/p" >> "$csv"
   done
   "$build/gemm" | sed -n "s/gemm shape=\([a-zA-Z0-9]*\) dtype=\([a-z0-9]*\) gflops=\(.*\)/$round,gemm,\1,1,\2,\3,,/p" >> "$csv"

@@ -1,9 +1,9 @@
-# Shared by the batch scripts in jobs/ (sourced, not run): where results go and how ranks are
-# launched, under Slurm or not.
+# How mpi-sgd's ranks are launched, for the batch scripts in jobs/, the Makefile and bench/
+# (sourced, not run; it changes to the repository root).
 #
 # Under Slurm: srun --mpi=pmix when this Slurm has the PMIx plugin, mpirun otherwise (Open MPI
-# reads the allocation). Outside Slurm (`bash jobs/strong.sbatch`): mpirun, with Open MPI's
-# root and oversubscription permissions only where needed.
+# reads the allocation). Outside Slurm: mpirun, on HOSTFILE if given, with Open MPI's
+# oversubscription and run-as-root permissions only where they are needed, saying so.
 
 cd "${SLURM_SUBMIT_DIR:-$(dirname "${BASH_SOURCE[0]}")/..}"
 BIN=${BIN:-target/release/mpi-sgd}
@@ -14,10 +14,9 @@ if [ -n "${SLURM_JOB_ID:-}" ]; then
   STUDY=${STUDY:-results/${SLURM_JOB_NAME}-${SLURM_JOB_ID}}
   MAX_RANKS=${SLURM_NTASKS:-1}
 else
-  STUDY=${STUDY:-results/$(basename "$0" .sbatch)-local-$(date +%Y%m%d-%H%M%S)}
+  STUDY=${STUDY:-results/$(basename "$0" .sbatch)-$(date +%Y%m%d-%H%M%S)}
   MAX_RANKS=${NP:-8}
 fi
-mkdir -p "$STUDY"
 
 # Rank counts: RANKS if given, else the powers of two up to the allocation (and it).
 if [ -z "${RANKS:-}" ]; then
@@ -26,30 +25,38 @@ if [ -z "${RANKS:-}" ]; then
   RANKS="$RANKS $MAX_RANKS"
 fi
 
-# launch P COMMAND...: runs COMMAND on P ranks.
+# launch P COMMAND...: runs COMMAND on P ranks. Notes go to stderr.
 launch() {
   local p=$1; shift
   if [ -n "${SLURM_JOB_ID:-}" ]; then
     if srun --mpi=list 2>&1 | grep -q pmix; then
-      echo "launch: srun --mpi=pmix --ntasks=$p"
+      echo "launch: srun --mpi=pmix --ntasks=$p" >&2
       srun --mpi=pmix --ntasks="$p" --exact "$@"
     else
-      echo "launch: mpirun -n $p (this Slurm has no PMIx plugin)"
+      echo "launch: mpirun -n $p (this Slurm has no PMIx plugin)" >&2
       mpirun -n "$p" "$@"
     fi
-  else
-    local flags=()
-    if mpirun --version 2>/dev/null | grep -q "Open MPI"; then
-      [ "$p" -gt "$(nproc)" ] && flags+=(--oversubscribe)
-      [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-    fi
-    mpirun -n "$p" "${flags[@]}" "$@"
+    return
   fi
+  local flags=()
+  if [ -n "${HOSTFILE:-}" ]; then
+    flags+=(--hostfile "$HOSTFILE")
+  elif mpirun --version 2>/dev/null | grep -q "Open MPI" && [ "$p" -gt "$(nproc)" ]; then
+    echo "note: $p ranks on $(nproc) cores: oversubscribed (--oversubscribe); timings show contention" >&2
+    flags+=(--oversubscribe)
+  fi
+  if [ "$(id -u)" = 0 ] && mpirun --version 2>/dev/null | grep -q "Open MPI"; then
+    echo "note: running as root: OMPI_ALLOW_RUN_AS_ROOT=1" >&2
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  fi
+  mpirun -n "$p" "${flags[@]}" "$@"
 }
 
-# study KIND [train options]: every rank count of RANKS, REPEAT times (repeats outermost).
+# study KIND [train options]: every rank count of RANKS, REPEAT times (repeats outermost, so
+# drift of the machine hits every rank count alike), one run file each in STUDY.
 study() {
   local kind=$1; shift
+  mkdir -p "$STUDY"
   for r in $(seq 1 "$REPEAT"); do
     for p in $RANKS; do
       echo "== $kind: $p ranks, repeat $r of $REPEAT"
