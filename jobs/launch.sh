@@ -25,6 +25,9 @@ if [ -z "${RANKS:-}" ]; then
   RANKS="$RANKS $MAX_RANKS"
 fi
 
+# Cores this process may use (nproc without OMP_NUM_THREADS, which nproc would report).
+cores() { env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc; }
+
 # launch P COMMAND...: runs COMMAND on P ranks. Notes go to stderr.
 launch() {
   local p=$1; shift
@@ -41,8 +44,8 @@ launch() {
   local flags=()
   if [ -n "${HOSTFILE:-}" ]; then
     flags+=(--hostfile "$HOSTFILE")
-  elif mpirun --version 2>/dev/null | grep -q "Open MPI" && [ "$p" -gt "$(nproc)" ]; then
-    echo "note: $p ranks on $(nproc) cores: oversubscribed (--oversubscribe); timings show contention" >&2
+  elif mpirun --version 2>/dev/null | grep -q "Open MPI" && [ "$p" -gt "$(cores)" ]; then
+    echo "note: $p ranks on $(cores) cores: oversubscribed (--oversubscribe); timings show contention" >&2
     flags+=(--oversubscribe)
   fi
   if [ "$(id -u)" = 0 ] && mpirun --version 2>/dev/null | grep -q "Open MPI"; then
