@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::comm::AllreduceKind;
+use crate::data::file::DatasetNames;
 use crate::data::DataShape;
 use crate::errors::usage;
 
@@ -31,6 +32,12 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure and check the allreduce algorithms over a sweep of message sizes (OSU style).
     BenchAllreduce(crate::bench::BenchArgs),
+    /// Convert a CSV or LIBSVM text file into an HDF5 data file for `train --data`.
+    Convert(crate::convert::ConvertArgs),
+    /// Loss, accuracy and confusion matrix of a trained model on a data file.
+    Evaluate(crate::inference::EvaluateArgs),
+    /// Predicted labels and class probabilities of a trained model, into an HDF5 file.
+    Predict(crate::inference::PredictArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,6 +67,13 @@ pub enum Dtype {
 }
 
 impl Dtype {
+    pub fn bytes(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Dtype::F32 => "f32",
@@ -91,9 +105,15 @@ pub struct TrainArgs {
     /// Features per row [default: 20 synthetic; a file's width, which this must match].
     #[arg(long, value_name = "D")]
     pub features: Option<usize>,
-    /// Classes (softmax, mlp; logistic is binary) [default: 10].
+    /// Classes (softmax, mlp; logistic is binary) [default: 10 synthetic; a file's labels].
     #[arg(long, value_name = "K")]
     pub classes: Option<usize>,
+    #[command(flatten)]
+    pub names: DatasetNames,
+    /// Scale every feature to mean 0 and standard deviation 1 (statistics of the training rows,
+    /// combined across ranks; applied to the test rows too and stored in the run file).
+    #[arg(long)]
+    pub standardize: bool,
     /// Test rows, disjoint from the training rows [default: 10000 synthetic; all of a file's
     /// X_test, none if it has none].
     #[arg(long, value_name = "N")]
@@ -203,7 +223,10 @@ pub struct Config {
     /// Features; `None`: the data file's width.
     pub features: Option<usize>,
     /// 2 for logistic.
-    pub classes: usize,
+    /// Classes asked for; `None`: a data file's own count (10 synthetic, 2 logistic).
+    pub classes: Option<usize>,
+    pub names: DatasetNames,
+    pub standardize: bool,
     /// Test rows; `None`: every row of the file's test set.
     pub test_samples: Option<usize>,
     pub label_noise: f64,
@@ -281,13 +304,14 @@ impl Config {
             ));
         }
         let classes = match (args.model, args.classes) {
-            (ModelKind::Logistic, None | Some(2)) => 2,
-            (ModelKind::Logistic, Some(k)) => {
+            (ModelKind::Logistic, None) => Some(2),
+            (ModelKind::Logistic, Some(k)) if k != 2 => {
                 return Err(usage(format!(
                     "--classes {k}: logistic regression is binary; use --model softmax or mlp for {k} classes"
                 )))
             }
-            (_, k) => k.unwrap_or(DEFAULT_CLASSES),
+            (_, None) if synthetic => Some(DEFAULT_CLASSES),
+            (_, k) => k,
         };
         let positive = [
             ("--samples", args.samples),
@@ -302,10 +326,8 @@ impl Config {
                 return Err(usage(format!("{name} must be at least 1")));
             }
         }
-        if classes < 2 {
-            return Err(usage(format!(
-                "--classes {classes}: need at least 2 classes"
-            )));
+        if let Some(k) = classes.filter(|&k| k < 2) {
+            return Err(usage(format!("--classes {k}: need at least 2 classes")));
         }
         if !(args.lr.is_finite() && args.lr > 0.0) {
             return Err(usage(format!(
@@ -341,6 +363,8 @@ impl Config {
             samples_per_rank: args.samples_per_rank,
             features: args.features.or(synthetic.then_some(DEFAULT_FEATURES)),
             classes,
+            names: args.names,
+            standardize: args.standardize,
             test_samples: args
                 .test_samples
                 .or(synthetic.then_some(DEFAULT_TEST_SAMPLES)),
@@ -369,10 +393,10 @@ impl Config {
     }
 
     /// Layer widths of the softmax/MLP network: [features, hidden..., classes].
-    pub fn widths(&self, features: usize) -> Vec<usize> {
-        let mut widths = vec![features];
+    pub fn widths(&self, shape: &DataShape) -> Vec<usize> {
+        let mut widths = vec![shape.features];
         widths.extend(&self.hidden);
-        widths.push(self.classes);
+        widths.push(shape.classes);
         widths
     }
 
@@ -389,13 +413,18 @@ impl Config {
             ("model", Text(self.model.name().into())),
             ("hidden", Text(hidden)),
             ("data", Text(self.data.to_string())),
+            ("x_name", Text(self.names.x_name.clone())),
+            ("y_name", Text(self.names.y_name.clone())),
+            ("x_test_name", Text(self.names.x_test_name.clone())),
+            ("y_test_name", Text(self.names.y_test_name.clone())),
+            ("standardize", Int(u64::from(self.standardize))),
             ("samples", Int(shape.samples as u64)),
             (
                 "samples_per_rank",
                 Int(self.samples_per_rank.unwrap_or(0) as u64),
             ),
             ("features", Int(shape.features as u64)),
-            ("classes", Int(self.classes as u64)),
+            ("classes", Int(shape.classes as u64)),
             ("test_samples", Int(shape.test_samples as u64)),
             ("label_noise", Float(self.label_noise)),
             ("epochs", Int(self.epochs as u64)),
@@ -440,7 +469,7 @@ mod tests {
         assert_eq!(c.model, ModelKind::Logistic);
         assert_eq!(
             (c.samples, c.features, c.classes),
-            (Some(1_000_000), Some(20), 2)
+            (Some(1_000_000), Some(20), Some(2))
         );
         assert_eq!(c.test_samples, Some(10_000));
         let weak = parse("--samples-per-rank 1000").unwrap();
@@ -462,8 +491,14 @@ mod tests {
         assert_eq!(c.dtype, Dtype::F64);
         assert!(c.hidden.is_empty());
         let mlp = parse("--model mlp").unwrap();
-        assert_eq!((mlp.hidden.clone(), mlp.classes), (vec![128, 64], 10));
-        assert_eq!(mlp.widths(20), vec![20, 128, 64, 10]);
+        assert_eq!((mlp.hidden.clone(), mlp.classes), (vec![128, 64], Some(10)));
+        let shape = DataShape {
+            samples: 100,
+            features: 20,
+            test_samples: 0,
+            classes: 10,
+        };
+        assert_eq!(mlp.widths(&shape), vec![20, 128, 64, 10]);
     }
 
     #[test]

@@ -11,8 +11,10 @@ mod bench;
 mod blas;
 mod comm;
 mod config;
+mod convert;
 mod data;
 mod errors;
+mod inference;
 mod logging;
 mod model;
 mod optim;
@@ -20,6 +22,7 @@ mod output;
 mod provenance;
 mod real;
 mod record;
+mod saved;
 mod train;
 
 use std::process::ExitCode;
@@ -61,6 +64,32 @@ fn main() -> ExitCode {
                 Dtype::F32 => train::run::<f32>(&config, comm, startup),
             })
         }
+        Command::Convert(args) => {
+            // One process, no MPI: a conversion streams one file.
+            logging::init(0, start);
+            match convert::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    match error.downcast_ref::<UsageError>() {
+                        Some(problem) => eprintln!("mpi-sgd: error: {problem}"),
+                        None => eprintln!("mpi-sgd: error: {error:#}"),
+                    }
+                    ExitCode::from(exit_code(&error))
+                }
+            }
+        }
+        Command::Evaluate(args) => with_mpi(start, |comm, _| {
+            match comm.agree(saved::stored_dtype(&args.input.run_file))? {
+                Dtype::F64 => inference::evaluate::<f64>(&args, comm),
+                Dtype::F32 => inference::evaluate::<f32>(&args, comm),
+            }
+        }),
+        Command::Predict(args) => with_mpi(start, |comm, _| {
+            match comm.agree(saved::stored_dtype(&args.input.run_file))? {
+                Dtype::F64 => inference::predict::<f64>(&args, comm),
+                Dtype::F32 => inference::predict::<f32>(&args, comm),
+            }
+        }),
         Command::BenchAllreduce(args) => with_mpi(start, |comm, startup| match args.dtype {
             Dtype::F64 => bench::run::<f64>(&args, comm, &startup),
             Dtype::F32 => bench::run::<f32>(&args, comm, &startup),

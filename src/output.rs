@@ -14,6 +14,7 @@ use ndarray::Array2;
 
 use crate::config::Setting;
 use crate::errors::usage;
+use crate::data::standardize::Standardizer;
 use crate::model::Tensor;
 use crate::provenance::Provenance;
 use crate::real::Real;
@@ -63,6 +64,8 @@ pub struct RunReport<'a, F> {
     pub epochs: EpochMetrics,
     pub params: &'a [F],
     pub layout: &'a [Tensor],
+    /// Feature scaling applied before training (`--standardize`).
+    pub scaling: Option<&'a Standardizer>,
     pub summary: Summary,
 }
 
@@ -144,7 +147,7 @@ pub fn write_bench(path: &Path, report: &BenchReport) -> anyhow::Result<()> {
 
 /// Runs `contents` on a new HDF5 file at a temporary name beside `path`, then renames it into
 /// place; on any failure the temporary file is removed and `path` is untouched.
-fn write_atomically(
+pub fn write_atomically(
     path: &Path,
     contents: impl FnOnce(&hdf5::File) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -170,12 +173,19 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// The temporary name beside `path` that this process writes before renaming.
 fn temporary_path(path: &Path) -> PathBuf {
+    temporary_path_of(path, std::process::id())
+}
+
+/// The temporary name beside `path` of the writer with process id `pid` (several ranks
+/// writing one file agree on rank 0's).
+pub fn temporary_path_of(path: &Path, pid: u32) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    parent_dir(path).join(format!(".{name}.{}.tmp", std::process::id()))
+    parent_dir(path).join(format!(".{name}.{pid}.tmp"))
 }
 
 /// The root attributes every file of ours carries: its format and where it came from.
@@ -267,6 +277,13 @@ fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()>
         scalar_attr(&params, &format!("{}_offset", t.name), &(t.offset as u64))?;
     }
 
+    if let Some(scaling) = r.scaling {
+        let group = file.create_group("preprocessing")?;
+        dataset(&group, "mean", &scaling.mean)?;
+        dataset(&group, "std", &scaling.std)?;
+        text_attr(&group, "applied", "x' = (x - mean) / std, before training and evaluation")?;
+    }
+
     let summary = file.create_group("summary")?;
     let m = &r.summary;
     for (name, value) in [
@@ -296,25 +313,25 @@ fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()>
     Ok(())
 }
 
-fn unicode(text: &str) -> VarLenUnicode {
+pub fn unicode(text: &str) -> VarLenUnicode {
     // Only NUL bytes can make this fail; none of our strings carry them.
     text.replace('\0', "")
         .parse()
         .expect("string without NUL bytes")
 }
 
-fn text_attr(location: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+pub fn text_attr(location: &Location, name: &str, value: &str) -> hdf5::Result<()> {
     location
         .new_attr::<VarLenUnicode>()
         .create(name)?
         .write_scalar(&unicode(value))
 }
 
-fn scalar_attr<T: H5Type>(location: &Location, name: &str, value: &T) -> hdf5::Result<()> {
+pub fn scalar_attr<T: H5Type>(location: &Location, name: &str, value: &T) -> hdf5::Result<()> {
     location.new_attr::<T>().create(name)?.write_scalar(value)
 }
 
-fn dataset<T: H5Type>(group: &Group, name: &str, values: &[T]) -> hdf5::Result<()> {
+pub fn dataset<T: H5Type>(group: &Group, name: &str, values: &[T]) -> hdf5::Result<()> {
     group
         .new_dataset_builder()
         .with_data(values)

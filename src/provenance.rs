@@ -25,7 +25,7 @@ impl Provenance {
         let hostnames = comm.gather_strings(&host).unwrap_or_else(|| vec![host]);
         let (major, minor) = mpi::environment::version();
         Self {
-            command_line: shell_words::join(std::env::args()),
+            command_line: command_line(),
             started_utc: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                 .to_string(),
             git_revision: env!("MPI_SGD_GIT_REVISION"),
@@ -56,4 +56,9 @@ impl Provenance {
         }
         hosts
     }
+}
+
+/// This process's command line, quoted so that a shell can run it again.
+pub fn command_line() -> String {
+    shell_words::join(std::env::args())
 }

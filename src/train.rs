@@ -14,14 +14,13 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 use crate::comm::{Allreduce, Comm, Traffic};
-use crate::config::{Config, ModelKind};
+use crate::config::Config;
 use crate::data::partition::BatchPlan;
+use crate::data::standardize::Standardizer;
 use crate::data::{DataShape, Dataset, Source};
 use crate::errors::{usage, ReportedElsewhere};
 use crate::info_root;
-use crate::model::logistic::Logistic;
-use crate::model::mlp::Mlp;
-use crate::model::{BatchStats, Model};
+use crate::model::{self, BatchStats, Model};
 use crate::optim::{Sgd, SgdSettings};
 use crate::output::{self, EpochMetrics, RunReport, Summary};
 use crate::provenance::Provenance;
@@ -40,6 +39,8 @@ struct LocalData<F> {
     train: Dataset<F>,
     test: Dataset<F>,
     shape: DataShape,
+    /// The statistics the features were scaled with (`--standardize`).
+    scaling: Option<Standardizer>,
     seconds: f64,
 }
 
@@ -59,11 +60,19 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
     comm.agree(destination)?;
 
     let begin = mpi::time();
-    let (train, test) = comm.agree(source.load::<F>(config, &shape, &plan, comm.rank()))?;
+    let (mut train, mut test) =
+        comm.agree(source.load::<F>(config, &shape, &plan, comm.rank()))?;
+    let scaling = config.standardize.then(|| {
+        let scaling = Standardizer::fit(comm, train.x.view(), shape.samples);
+        scaling.apply(&mut train.x);
+        scaling.apply(&mut test.x);
+        scaling
+    });
     let data = LocalData {
         train,
         test,
         shape,
+        scaling,
         seconds: mpi::time() - begin,
     };
     describe_setup(config, &plan, comm, &provenance, &data);
@@ -129,9 +138,9 @@ struct Trainer<'a, F: Real> {
 
 impl<'a, F: Real> Trainer<'a, F> {
     fn new(config: &'a Config, comm: &'a Comm, plan: BatchPlan, data: &'a LocalData<F>) -> Self {
-        let model = build_model::<F>(
-            config,
-            data.shape.features,
+        let model = model::build::<F>(
+            config.model,
+            &config.widths(&data.shape),
             plan.max_local_batch(comm.rank()),
         );
         let mut params = vec![F::zero(); model.n_params()];
@@ -299,15 +308,6 @@ impl<'a, F: Real> Trainer<'a, F> {
     }
 }
 
-fn build_model<F: Real>(config: &Config, features: usize, max_rows: usize) -> Box<dyn Model<F>> {
-    match config.model {
-        ModelKind::Logistic => Box::new(Logistic::<F>::new(features, max_rows)),
-        ModelKind::Softmax | ModelKind::Mlp => {
-            Box::new(Mlp::<F>::new(&config.widths(features), max_rows))
-        }
-    }
-}
-
 fn describe_setup<F: Real>(
     config: &Config,
     plan: &BatchPlan,
@@ -453,6 +453,7 @@ fn write_run_file<F: Real>(
         epochs: trainer.epochs.clone(),
         params: &trainer.params,
         layout: trainer.model.layout(),
+        scaling: data.scaling.as_ref(),
         summary,
     };
     output::write(path, &report)?;

@@ -166,6 +166,13 @@ impl Comm {
         out
     }
 
+    /// Collective: rank 0's `value`, on every rank.
+    pub fn from_root<T: Equivalence + Copy>(&self, value: T) -> T {
+        let mut value = value;
+        self.world.process_at_rank(0).broadcast_into(&mut value);
+        value
+    }
+
     /// Collective: whether every rank brought the same `value`.
     pub fn same_everywhere(&self, value: u64) -> bool {
         self.min(&[value])[0] == self.max(&[value])[0]

@@ -1,17 +1,22 @@
-//! Training data from an HDF5 file, each rank reading only its own rows.
+//! Data from an HDF5 file, each rank reading only its own rows.
 //!
 //! The file holds `X` [rows, features] (float32 or float64), `y` [rows] (integer class labels
-//! 0..K-1) and, optionally, a test set `X_test`, `y_test` of the same width. A rank's training
-//! rows (its share of every global batch, see [`super::partition`]) are one strided hyperslab
-//! plus, when the last batch is short, one contiguous range: two reads per dataset, and a rank
-//! holds only its share of the data in memory. HDF5 converts the stored float type to the
-//! run's `--dtype` while reading.
+//! 0..K-1, stored as any integer or integral float type) and, optionally, a test set `X_test`,
+//! `y_test` of the same width; the names can be changed with [`DatasetNames`]. A file written
+//! by `mpi-sgd convert` also holds `label_values` [K], the original label of each class.
+//!
+//! A rank's training rows (its share of every global batch, see [`super::partition`]) are one
+//! strided hyperslab plus, when the last batch is short, one contiguous range: two reads per
+//! dataset, and a rank holds only its share of the data in memory. HDF5 converts the stored
+//! float type to the run's `--dtype` while reading. Labels are checked once at open, in chunks
+//! of constant size, so bad labels are reported before any rank trains.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hdf5::{Dataset as H5Dataset, Hyperslab, SliceOrIndex};
+use clap::Args;
+use hdf5::{Hyperslab, SliceOrIndex};
 use ndarray::{concatenate, Array2, Axis};
 
 use super::partition::RowPattern;
@@ -19,36 +24,91 @@ use super::Dataset;
 use crate::errors::usage;
 use crate::real::Real;
 
+/// Names of the datasets inside a data file.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DatasetNames {
+    /// Dataset of the training features [rows, features].
+    #[arg(long, default_value = "X", value_name = "NAME")]
+    pub x_name: String,
+    /// Dataset of the training labels [rows].
+    #[arg(long, default_value = "y", value_name = "NAME")]
+    pub y_name: String,
+    /// Dataset of the test features (optional in the file).
+    #[arg(long, default_value = "X_test", value_name = "NAME")]
+    pub x_test_name: String,
+    /// Dataset of the test labels (optional in the file).
+    #[arg(long, default_value = "y_test", value_name = "NAME")]
+    pub y_test_name: String,
+}
+
+impl Default for DatasetNames {
+    fn default() -> Self {
+        Self {
+            x_name: "X".into(),
+            y_name: "y".into(),
+            x_test_name: "X_test".into(),
+            y_test_name: "y_test".into(),
+        }
+    }
+}
+
+/// The training or the test part of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+/// Whether the labels must be present (training, evaluation) or are not read (prediction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Labels {
+    Required,
+    Ignored,
+}
+
+/// Dataset of a converted file: the original label of each class 0..K-1.
+pub const LABEL_VALUES: &str = "label_values";
+
+/// Rows of labels checked per read when the file is opened: constant memory for any size.
+const LABEL_CHUNK: usize = 1 << 20;
+
 pub struct DataFile {
     path: PathBuf,
     file: hdf5::File,
+    names: DatasetNames,
     pub rows: usize,
     pub features: usize,
     pub test_rows: usize,
+    /// Classes the file's labels call for: the length of `label_values` when the file has it,
+    /// else the largest label + 1 (0 without labels).
+    pub classes: usize,
+    /// The file lists its classes (`label_values`), so their number is exact.
+    pub lists_classes: bool,
 }
 
 impl DataFile {
-    /// Opens the file and checks the datasets' shapes; usage errors name the file and dataset.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    /// Opens the file, checks the datasets' shapes and (with [`Labels::Required`]) every label;
+    /// usage errors name the file, the dataset and the problem.
+    pub fn open(path: &Path, names: &DatasetNames, labels: Labels) -> anyhow::Result<Self> {
         let shown = path.display();
         if !path.exists() {
             return Err(usage(format!(
-                "--data {shown}: no such file; give an HDF5 file or `synthetic`"
+                "{shown}: no such file; give an HDF5 data file (see `mpi-sgd convert` for CSV and LIBSVM)"
             )));
         }
         let file = hdf5::File::open(path)
-            .map_err(|e| usage(format!("--data {shown}: not a readable HDF5 file ({e})")))?;
+            .map_err(|e| usage(format!("{shown}: not a readable HDF5 file ({e})")))?;
         let shape = |name: &str, dims: usize| -> anyhow::Result<Option<Vec<usize>>> {
             if !file.link_exists(name) {
                 return Ok(None);
             }
             let shape = file
                 .dataset(name)
-                .map_err(|e| usage(format!("--data {shown}: {name}: {e}")))?
+                .map_err(|e| usage(format!("{shown}: {name} is not a dataset ({e})")))?
                 .shape();
             if shape.len() != dims {
                 return Err(usage(format!(
-                    "--data {shown}: {name} has {} dimensions, expected {dims}",
+                    "{shown}: {name} has {} dimensions, expected {dims}",
                     shape.len()
                 )));
             }
@@ -56,61 +116,163 @@ impl DataFile {
         };
         let missing = |name: &str| {
             usage(format!(
-                "--data {shown}: no dataset {name}; the file needs X [rows, features] and y [rows]"
+                "{shown}: no dataset {name}; the file needs {} [rows, features] and {} [rows] (other names: --x-name, --y-name)",
+                names.x_name, names.y_name
             ))
         };
-        let x = shape("X", 2)?.ok_or_else(|| missing("X"))?;
-        let y = shape("y", 1)?.ok_or_else(|| missing("y"))?;
-        if y[0] != x[0] {
+        let x = shape(&names.x_name, 2)?.ok_or_else(|| missing(&names.x_name))?;
+        if x[0] == 0 || x[1] == 0 {
             return Err(usage(format!(
-                "--data {shown}: X has {} rows but y has {}",
-                x[0], y[0]
+                "{shown}: {} is empty ({} x {})",
+                names.x_name, x[0], x[1]
             )));
         }
-        let test_rows = match (shape("X_test", 2)?, shape("y_test", 1)?) {
-            (None, None) => 0,
-            (Some(xt), Some(yt)) if xt[1] == x[1] && xt[0] == yt[0] => xt[0],
-            _ => {
-                return Err(usage(format!(
-                    "--data {shown}: X_test and y_test must both be present, with {} columns and as many labels as rows",
-                    x[1]
-                )))
+        let x_test = shape(&names.x_test_name, 2)?;
+        if let Some(xt) = x_test.as_ref().filter(|xt| xt[1] != x[1]) {
+            return Err(usage(format!(
+                "{shown}: {} has {} columns but {} has {}",
+                names.x_test_name, xt[1], names.x_name, x[1]
+            )));
+        }
+        if labels == Labels::Required {
+            let y = shape(&names.y_name, 1)?.ok_or_else(|| missing(&names.y_name))?;
+            let y_test = shape(&names.y_test_name, 1)?;
+            let pairs = [
+                (&names.x_name, Some(x[0]), &names.y_name, Some(y[0])),
+                (
+                    &names.x_test_name,
+                    x_test.as_ref().map(|s| s[0]),
+                    &names.y_test_name,
+                    y_test.map(|s| s[0]),
+                ),
+            ];
+            for (x_name, x_rows, y_name, y_rows) in pairs {
+                match (x_rows, y_rows) {
+                    (Some(a), Some(b)) if a != b => {
+                        return Err(usage(format!(
+                            "{shown}: {x_name} has {a} rows but {y_name} has {b}"
+                        )))
+                    }
+                    (Some(_), None) | (None, Some(_)) => {
+                        return Err(usage(format!(
+                            "{shown}: {x_name} and {y_name} must both be present or both absent"
+                        )))
+                    }
+                    _ => {}
+                }
             }
-        };
-        Ok(Self {
+        }
+        let mut data = Self {
             path: path.to_path_buf(),
-            file,
             rows: x[0],
             features: x[1],
-            test_rows,
-        })
+            test_rows: x_test.map_or(0, |xt| xt[0]),
+            classes: 0,
+            lists_classes: false,
+            names: names.clone(),
+            file,
+        };
+        if labels == Labels::Required {
+            data.classes = data.label_classes()?;
+            data.lists_classes = data.file.link_exists(LABEL_VALUES);
+        }
+        Ok(data)
+    }
+
+    /// The datasets of `split`: (features, labels).
+    fn names_of(&self, split: Split) -> (&str, &str) {
+        match split {
+            Split::Train => (&self.names.x_name, &self.names.y_name),
+            Split::Test => (&self.names.x_test_name, &self.names.y_test_name),
+        }
+    }
+
+    pub fn split_rows(&self, split: Split) -> usize {
+        match split {
+            Split::Train => self.rows,
+            Split::Test => self.test_rows,
+        }
+    }
+
+    /// The original label of each class, when the file lists them (`mpi-sgd convert`).
+    pub fn label_values(&self) -> anyhow::Result<Option<Vec<i64>>> {
+        if !self.file.link_exists(LABEL_VALUES) {
+            return Ok(None);
+        }
+        Ok(Some(self.file.dataset(LABEL_VALUES)?.read_raw()?))
+    }
+
+    /// Checks every label in constant memory and returns the number of classes.
+    fn label_classes(&self) -> anyhow::Result<usize> {
+        let mut largest = 0;
+        for split in [Split::Train, Split::Test] {
+            let (_, y_name) = self.names_of(split);
+            let rows = self.split_rows(split);
+            for start in (0..rows).step_by(LABEL_CHUNK) {
+                let range = start..rows.min(start + LABEL_CHUNK);
+                let labels = self.read_label_values(y_name, range.into())?;
+                for (i, &label) in labels.iter().enumerate() {
+                    if !(label.is_finite() && label.fract() == 0.0 && label >= 0.0) {
+                        return Err(usage(format!(
+                            "{}: {y_name} holds {label} at row {}; labels must be class indices 0..K-1 (`mpi-sgd convert` maps other labels)",
+                            self.path.display(),
+                            start + i
+                        )));
+                    }
+                    largest = largest.max(label as usize);
+                }
+            }
+        }
+        if self.file.link_exists(LABEL_VALUES) {
+            let values = self.file.dataset(LABEL_VALUES)?.shape();
+            let stored = values.first().copied().unwrap_or(0);
+            if largest >= stored {
+                return Err(usage(format!(
+                    "{}: label {largest} but label_values lists only {stored} classes",
+                    self.path.display()
+                )));
+            }
+            return Ok(stored);
+        }
+        Ok(largest + 1)
+    }
+
+    /// Labels as f64, whatever their stored type, so that non-integers can be reported.
+    fn read_label_values(&self, y_name: &str, rows: SliceOrIndex) -> anyhow::Result<Vec<f64>> {
+        let set = self.file.dataset(y_name)?;
+        let descriptor = set.dtype()?.to_descriptor()?;
+        use hdf5::types::TypeDescriptor::*;
+        if !matches!(descriptor, Integer(_) | Unsigned(_) | Float(_)) {
+            return Err(usage(format!(
+                "{}: {y_name} holds {descriptor:?}; labels must be numbers",
+                self.path.display()
+            )));
+        }
+        Ok(set
+            .read_slice_1d::<f64, _>(Hyperslab::from(vec![rows]))?
+            .to_vec())
     }
 
     /// The training rows of `pattern`, in that order.
-    pub fn read_train<F: Real>(
-        &self,
-        pattern: &RowPattern,
-        classes: usize,
-    ) -> anyhow::Result<Dataset<F>> {
+    pub fn read_train<F: Real>(&self, pattern: &RowPattern) -> anyhow::Result<Dataset<F>> {
         let strided = SliceOrIndex::SliceCount {
             start: pattern.first,
             step: pattern.stride,
             count: pattern.count,
             block: pattern.block,
         };
-        let tail = SliceOrIndex::from(pattern.tail.clone());
-        let mut parts = vec![self.read_rows("X", "y", strided, classes)?];
+        let mut parts = vec![self.read_rows(Split::Train, strided)?];
         if !pattern.tail.is_empty() {
-            parts.push(self.read_rows("X", "y", tail, classes)?);
+            parts.push(self.read_rows(Split::Train, pattern.tail.clone().into())?);
         }
         Ok(join(parts))
     }
 
-    /// Rows `range` of the test set.
-    pub fn read_test<F: Real>(
+    /// Rows `range` of `split`, features and labels.
+    pub fn read_block<F: Real>(
         &self,
+        split: Split,
         range: Range<usize>,
-        classes: usize,
     ) -> anyhow::Result<Dataset<F>> {
         if range.is_empty() {
             return Ok(Dataset {
@@ -118,52 +280,70 @@ impl DataFile {
                 y: Vec::new(),
             });
         }
-        self.read_rows("X_test", "y_test", SliceOrIndex::from(range), classes)
+        self.read_rows(split, range.into())
     }
 
-    fn read_rows<F: Real>(
+    /// Rows `range` of `split`, features only.
+    pub fn read_features<F: Real>(
         &self,
-        x_name: &str,
-        y_name: &str,
-        rows: SliceOrIndex,
-        classes: usize,
-    ) -> anyhow::Result<Dataset<F>> {
-        let context = || format!("reading {x_name}, {y_name} of {}", self.path.display());
-        let x_set = self.file.dataset(x_name).with_context(context)?;
-        let y_set = self.file.dataset(y_name).with_context(context)?;
-        let x = x_set
-            .read_slice_2d::<F, _>(Hyperslab::from(vec![rows, SliceOrIndex::from(..)]))
-            .with_context(context)?;
-        let labels = read_labels(&y_set, rows).with_context(context)?;
-        let y = labels
-            .iter()
-            .map(|&label| u32::try_from(label).ok().filter(|&l| (l as usize) < classes))
-            .collect::<Option<Vec<u32>>>()
-            .ok_or_else(|| {
-                let bad = labels.iter().find(|&&l| l < 0 || l as usize >= classes).expect("a bad label");
-                usage(format!(
-                    "--data {}: {y_name} holds label {bad}, outside the classes 0..{}; set --classes to the number of classes (logistic regression needs 0/1 labels)",
-                    self.path.display(),
-                    classes - 1
-                ))
-            })?;
+        split: Split,
+        range: Range<usize>,
+    ) -> anyhow::Result<Array2<F>> {
+        if range.is_empty() {
+            return Ok(Array2::zeros((0, self.features)));
+        }
+        self.read_x(split, range.into())
+    }
+
+    fn read_rows<F: Real>(&self, split: Split, rows: SliceOrIndex) -> anyhow::Result<Dataset<F>> {
+        let (_, y_name) = self.names_of(split);
+        let x = self.read_x(split, rows)?;
+        // Checked at open: non-negative integers, so HDF5's conversion is exact.
+        let y = self
+            .file
+            .dataset(y_name)
+            .and_then(|set| set.read_slice_1d::<u32, _>(Hyperslab::from(vec![rows])))
+            .with_context(|| format!("reading {y_name} of {}", self.path.display()))?
+            .to_vec();
         Ok(Dataset { x, y })
+    }
+
+    /// Features of `rows`; NaN or Inf is refused (it would poison every gradient sum).
+    fn read_x<F: Real>(&self, split: Split, rows: SliceOrIndex) -> anyhow::Result<Array2<F>> {
+        let (x_name, _) = self.names_of(split);
+        let x = self
+            .file
+            .dataset(x_name)
+            .and_then(|set| {
+                set.read_slice_2d::<F, _>(Hyperslab::from(vec![rows, SliceOrIndex::from(..)]))
+            })
+            .with_context(|| format!("reading {x_name} of {}", self.path.display()))?;
+        let bad = x.rows().into_iter().position(|r| r.iter().any(|v| !v.is_finite()));
+        if let Some(local) = bad {
+            return Err(usage(format!(
+                "{}: {x_name} holds NaN or Inf in row {}; clean the data first",
+                self.path.display(),
+                file_row(&rows, local)
+            )));
+        }
+        Ok(x)
     }
 }
 
-/// Labels of any integer type, as i64; floats are refused (labels are class indices).
-fn read_labels(set: &H5Dataset, rows: SliceOrIndex) -> anyhow::Result<Vec<i64>> {
-    let descriptor = set.dtype()?.to_descriptor()?;
-    anyhow::ensure!(
-        matches!(
-            descriptor,
-            hdf5::types::TypeDescriptor::Integer(_) | hdf5::types::TypeDescriptor::Unsigned(_)
-        ),
-        "labels must be integers (class indices 0..K-1), not {descriptor:?}"
-    );
-    Ok(set
-        .read_slice_1d::<i64, _>(Hyperslab::from(vec![rows]))?
-        .to_vec())
+/// The file row of the `local`-th row a selection reads.
+fn file_row(rows: &SliceOrIndex, local: usize) -> usize {
+    match *rows {
+        SliceOrIndex::Index(i) => i,
+        SliceOrIndex::SliceTo {
+            start, step, block, ..
+        }
+        | SliceOrIndex::SliceCount {
+            start, step, block, ..
+        }
+        | SliceOrIndex::Unlimited { start, step, block } => {
+            start + local / block * step + local % block
+        }
+    }
 }
 
 fn join<F: Real>(parts: Vec<Dataset<F>>) -> Dataset<F> {
@@ -207,6 +387,10 @@ mod tests {
         }
     }
 
+    fn open(path: &Path) -> anyhow::Result<DataFile> {
+        DataFile::open(path, &DatasetNames::default(), Labels::Required)
+    }
+
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("mpi-sgd-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -217,12 +401,13 @@ mod tests {
     fn each_rank_reads_exactly_its_rows() {
         let path = scratch("rows.h5");
         write_file(&path, 103, 7);
-        let file = DataFile::open(&path).unwrap();
+        let file = open(&path).unwrap();
         assert_eq!((file.rows, file.features, file.test_rows), (103, 2, 7));
+        assert_eq!(file.classes, 3);
         for (batch, ranks) in [(10, 1), (10, 3), (16, 4), (103, 5), (7, 7)] {
             let plan = BatchPlan::new(103, batch, ranks).unwrap();
             for rank in 0..ranks {
-                let data: Dataset<f64> = file.read_train(&plan.row_pattern(rank), 3).unwrap();
+                let data: Dataset<f64> = file.read_train(&plan.row_pattern(rank)).unwrap();
                 let expected: Vec<usize> = plan.global_rows(rank).collect();
                 let firsts: Vec<usize> = data.x.column(0).iter().map(|&v| v as usize).collect();
                 assert_eq!(firsts, expected, "batch {batch} ranks {ranks} rank {rank}");
@@ -239,30 +424,66 @@ mod tests {
                     .all(|(&l, &i)| l as usize == i % 3));
             }
         }
-        let test: Dataset<f32> = file.read_test(2..5, 3).unwrap();
+        let test: Dataset<f32> = file.read_block(Split::Test, 2..5).unwrap();
         assert_eq!(test.x.column(0).to_vec(), vec![1002.0, 1003.0, 1004.0]);
         assert_eq!(test.y, vec![1, 1, 1]);
     }
 
     #[test]
-    fn labels_outside_the_classes_are_refused_with_a_hint() {
-        let path = scratch("labels.h5");
-        write_file(&path, 20, 0);
-        let file = DataFile::open(&path).unwrap();
-        let plan = BatchPlan::new(20, 5, 1).unwrap();
-        let err = file.read_train::<f64>(&plan.row_pattern(0), 2).unwrap_err();
-        assert!(err.is::<crate::errors::UsageError>());
-        assert!(
-            err.to_string().contains("label 2") && err.to_string().contains("--classes"),
-            "{err}"
-        );
+    fn labels_that_are_not_class_indices_are_refused_at_open() {
+        for (label, shown) in [(-1.0, "-1 at row 4"), (1.5, "1.5 at row 4"), (f64::NAN, "NaN at row 4")] {
+            let path = scratch("labels.h5");
+            let file = hdf5::File::create(&path).unwrap();
+            file.new_dataset_builder()
+                .with_data(&Array2::<f64>::zeros((6, 2)))
+                .create("X")
+                .unwrap();
+            let mut y = vec![0.0, 1.0, 2.0, 1.0, 0.0, 1.0];
+            y[4] = label;
+            file.new_dataset_builder().with_data(&y).create("y").unwrap();
+            drop(file);
+            let err = open(&path).err().unwrap();
+            assert!(err.is::<crate::errors::UsageError>());
+            assert!(err.to_string().contains(&format!("y holds {shown}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn nan_in_the_features_is_refused_naming_the_file_row() {
+        let path = scratch("nan.h5");
+        let file = hdf5::File::create(&path).unwrap();
+        let mut x = Array2::<f64>::zeros((10, 2));
+        x[[7, 1]] = f64::INFINITY;
+        file.new_dataset_builder().with_data(&x).create("X").unwrap();
+        file.new_dataset_builder().with_data(&[0u8; 10]).create("y").unwrap();
+        drop(file);
+        let file = open(&path).unwrap();
+        let plan = BatchPlan::new(10, 4, 2).unwrap();
+        let err = file.read_train::<f64>(&plan.row_pattern(1)).unwrap_err();
+        assert!(err.to_string().contains("X holds NaN or Inf in row 7"), "{err}");
+    }
+
+    #[test]
+    fn other_dataset_names_can_be_given() {
+        let path = scratch("names.h5");
+        let file = hdf5::File::create(&path).unwrap();
+        file.new_dataset_builder().with_data(&Array2::<f32>::ones((4, 3))).create("features").unwrap();
+        file.new_dataset_builder().with_data(&[0u8, 1, 1, 0]).create("target").unwrap();
+        drop(file);
+        let names = DatasetNames {
+            x_name: "features".into(),
+            y_name: "target".into(),
+            ..DatasetNames::default()
+        };
+        let file = DataFile::open(&path, &names, Labels::Required).unwrap();
+        assert_eq!((file.rows, file.features, file.classes), (4, 3, 2));
+        let err = open(&path).err().unwrap();
+        assert!(err.to_string().contains("no dataset X") && err.to_string().contains("--x-name"), "{err}");
     }
 
     #[test]
     fn malformed_files_get_usage_errors_naming_the_problem() {
-        let missing = DataFile::open(Path::new("/nonexistent/data.h5"))
-            .err()
-            .unwrap();
+        let missing = open(Path::new("/nonexistent/data.h5")).err().unwrap();
         assert!(missing.to_string().contains("no such file"));
         let path = scratch("no-y.h5");
         let file = hdf5::File::create(&path).unwrap();
@@ -271,11 +492,11 @@ mod tests {
             .create("X")
             .unwrap();
         drop(file);
-        let err = DataFile::open(&path).err().unwrap();
+        let err = open(&path).err().unwrap();
         assert!(err.to_string().contains("no dataset y"), "{err}");
         let text = scratch("text.h5");
         std::fs::write(&text, "a,b\n1,2\n").unwrap();
-        let err = DataFile::open(&text).err().unwrap();
+        let err = open(&text).err().unwrap();
         assert!(
             err.to_string().contains("not a readable HDF5 file"),
             "{err}"

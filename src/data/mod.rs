@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod partition;
+pub mod standardize;
 pub mod synthetic;
 
 use ndarray::{Array2, ArrayView2};
@@ -10,7 +11,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::config::{Config, DataSource, ModelKind};
 use crate::errors::usage;
 use crate::real::Real;
-use file::DataFile;
+use file::{DataFile, Labels, Split};
 use partition::{block, BatchPlan};
 use synthetic::Generator;
 
@@ -20,6 +21,7 @@ pub struct DataShape {
     pub samples: usize,
     pub features: usize,
     pub test_samples: usize,
+    pub classes: usize,
 }
 
 /// An opened source of rows.
@@ -41,25 +43,28 @@ impl Source {
                     samples: requested(per_rank.or(config.samples)),
                     features: requested(config.features),
                     test_samples: requested(config.test_samples),
+                    classes: requested(config.classes),
                 };
                 let generator = match config.model {
                     ModelKind::Logistic => {
                         Generator::binary(shape.features, config.label_noise, config.seed)
                     }
                     ModelKind::Softmax | ModelKind::Mlp => {
-                        Generator::blobs(shape.features, config.classes, config.seed)
+                        Generator::blobs(shape.features, shape.classes, config.seed)
                     }
                 };
                 Ok((Source::Synthetic(generator), shape))
             }
             DataSource::File(path) => {
-                let file = DataFile::open(path)?;
+                let file = DataFile::open(path, &config.names, Labels::Required)?;
                 let shown = path.display();
                 let shape = DataShape {
                     samples: config.samples.unwrap_or(file.rows),
                     features: file.features,
                     test_samples: config.test_samples.unwrap_or(file.test_rows),
+                    classes: config.classes.unwrap_or(file.classes),
                 };
+                check_classes(config, &file, shape.classes)?;
                 if let Some(features) = config.features.filter(|&f| f != file.features) {
                     return Err(usage(format!(
                         "--features {features}: {shown} has {} features; leave --features out to use the file's",
@@ -74,8 +79,8 @@ impl Source {
                 }
                 if shape.test_samples > file.test_rows {
                     return Err(usage(format!(
-                        "--test-samples {}: {shown} has {} test rows (X_test, y_test)",
-                        shape.test_samples, file.test_rows
+                        "--test-samples {}: {shown} has {} test rows ({}, {})",
+                        shape.test_samples, file.test_rows, config.names.x_test_name, config.names.y_test_name
                     )));
                 }
                 Ok((Source::File(file), shape))
@@ -104,11 +109,43 @@ impl Source {
                 Ok((train, test))
             }
             Source::File(file) => Ok((
-                file.read_train(&plan.row_pattern(rank), config.classes)?,
-                file.read_test(test_rows, config.classes)?,
+                file.read_train(&plan.row_pattern(rank))?,
+                file.read_block(Split::Test, test_rows)?,
             )),
         }
     }
+}
+
+/// A usage error when the file's labels and the classes asked for disagree: a label the model
+/// cannot output, a file that lists another number of classes, or more than two classes for
+/// logistic regression.
+fn check_classes(config: &Config, file: &DataFile, classes: usize) -> anyhow::Result<()> {
+    let shown = config.data.to_string();
+    if config.model == ModelKind::Logistic && file.classes > 2 {
+        return Err(usage(format!(
+            "{shown}: the labels have {} classes but logistic regression is binary; use --model softmax or mlp",
+            file.classes
+        )));
+    }
+    if classes < file.classes {
+        return Err(usage(format!(
+            "--classes {classes}: {shown} has labels up to {}; set --classes {} or leave it out",
+            file.classes - 1,
+            file.classes
+        )));
+    }
+    if classes != file.classes && file.lists_classes {
+        return Err(usage(format!(
+            "--classes {classes}: {shown} lists {} classes (label_values); leave --classes out",
+            file.classes
+        )));
+    }
+    if classes < 2 {
+        return Err(usage(format!(
+            "{shown}: all labels are 0; a classifier needs at least 2 classes (set --classes)"
+        )));
+    }
+    Ok(())
 }
 
 /// A rank's rows: features `x` [rows, features] and integer class labels `y` [rows].

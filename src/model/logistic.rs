@@ -14,7 +14,7 @@
 //! so the products go to BLAS's vectorised kernels rather than a hand-fused loop.
 
 use ndarray::linalg::general_mat_vec_mul;
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use super::stable::{sigmoid, LogSum};
 use super::{BatchStats, Model, Tensor};
@@ -48,16 +48,7 @@ impl<F: Real> Logistic<F> {
     /// Fills `self.z[..rows]` with the residuals `sigmoid(z) - y` and returns the loss and
     /// accuracy sums.
     fn residuals(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats {
-        let (w, b) = params.split_at(params.len() - 1);
-        let z = &mut self.z[..y.len()];
-        z.fill(b[0]);
-        general_mat_vec_mul(
-            F::one(),
-            &x,
-            &ArrayView1::from(w),
-            F::one(),
-            &mut ArrayViewMut1::from(&mut *z),
-        );
+        let z = self.logits(params, x);
         // loss = sum softplus(z) - y z, softplus(z) = max(z, 0) + ln(1 + e^-|z|)
         let mut linear = F::zero();
         let mut logs = LogSum::new();
@@ -78,7 +69,36 @@ impl<F: Real> Logistic<F> {
     }
 }
 
+impl<F: Real> Logistic<F> {
+    /// `z = X w + b` into the first `x.nrows()` entries of the buffer.
+    fn logits(&mut self, params: &[F], x: ArrayView2<F>) -> &mut [F] {
+        let (w, b) = params.split_at(params.len() - 1);
+        let z = &mut self.z[..x.nrows()];
+        z.fill(b[0]);
+        general_mat_vec_mul(
+            F::one(),
+            &x,
+            &ArrayView1::from(w),
+            F::one(),
+            &mut ArrayViewMut1::from(&mut *z),
+        );
+        z
+    }
+}
+
 impl<F: Real> Model<F> for Logistic<F> {
+    fn classes(&self) -> usize {
+        2
+    }
+
+    fn probabilities(&mut self, params: &[F], x: ArrayView2<F>, mut out: ArrayViewMut2<F>) {
+        for (&z, mut p) in self.logits(params, x).iter().zip(out.rows_mut()) {
+            let e = (-z.abs()).exp();
+            p[0] = sigmoid(-z, e);
+            p[1] = sigmoid(z, e);
+        }
+    }
+
     fn layout(&self) -> &[Tensor] {
         &self.layout
     }

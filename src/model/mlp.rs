@@ -177,6 +177,23 @@ fn contiguous_mut<'v, F>(view: &'v mut ArrayViewMut2<F>) -> &'v mut [F] {
 }
 
 impl<F: Real> Model<F> for Mlp<F> {
+    fn classes(&self) -> usize {
+        self.layout.last().map_or(0, |b| b.shape[0])
+    }
+
+    /// Softmax of the logits, `e^(z_k - logsumexp(z))`: never overflows.
+    fn probabilities(&mut self, params: &[F], x: ArrayView2<F>, mut out: ArrayViewMut2<F>) {
+        self.forward(params, x);
+        let logits = self.outputs[self.layers() - 1].slice(s![..x.nrows(), ..]);
+        for (z, mut p) in logits.rows().into_iter().zip(out.rows_mut()) {
+            let z = z.as_slice().expect("contiguous row");
+            let lse = log_sum_exp(z);
+            for (pk, &zk) in p.iter_mut().zip(z) {
+                *pk = (zk - lse).exp();
+            }
+        }
+    }
+
     fn layout(&self) -> &[Tensor] {
         &self.layout
     }

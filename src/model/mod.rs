@@ -12,7 +12,9 @@ pub mod logistic;
 pub mod mlp;
 pub mod stable;
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use crate::config::ModelKind;
 
 use crate::real::Real;
 
@@ -92,6 +94,27 @@ pub trait Model<F: Real> {
     /// Summed loss and correct predictions of at most `max_rows` rows, without a gradient.
     fn loss(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats;
 
+    /// Number of classes the model predicts.
+    fn classes(&self) -> usize;
+
+    /// Class probabilities of at most `max_rows` rows into `out` [rows, classes].
+    fn probabilities(&mut self, params: &[F], x: ArrayView2<F>, out: ArrayViewMut2<F>);
+
+    /// [`Model::probabilities`] of any number of rows, taken `max_rows` at a time.
+    fn predict(&mut self, params: &[F], x: ArrayView2<F>) -> Array2<F> {
+        let mut out = Array2::zeros((x.nrows(), self.classes()));
+        let chunk = self.max_rows().max(1);
+        for start in (0..x.nrows()).step_by(chunk) {
+            let end = (start + chunk).min(x.nrows());
+            self.probabilities(
+                params,
+                x.slice(ndarray::s![start..end, ..]),
+                out.slice_mut(ndarray::s![start..end, ..]),
+            );
+        }
+        out
+    }
+
     /// [`Model::loss`] of any number of rows, taken `max_rows` at a time.
     fn evaluate(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats {
         let mut total = BatchStats::default();
@@ -101,6 +124,15 @@ pub trait Model<F: Real> {
             total += self.loss(params, x.slice(ndarray::s![start..end, ..]), &y[start..end]);
         }
         total
+    }
+}
+
+/// The model of `kind` for layer `widths` = [features, hidden..., classes] (logistic
+/// regression uses the features only), with buffers for `max_rows` rows a call.
+pub fn build<F: Real>(kind: ModelKind, widths: &[usize], max_rows: usize) -> Box<dyn Model<F>> {
+    match kind {
+        ModelKind::Logistic => Box::new(logistic::Logistic::<F>::new(widths[0], max_rows)),
+        ModelKind::Softmax | ModelKind::Mlp => Box::new(mlp::Mlp::<F>::new(widths, max_rows)),
     }
 }
 

@@ -1,0 +1,422 @@
+//! `mpi-sgd convert INPUT OUTPUT.h5`: CSV or LIBSVM text into the HDF5 layout `train --data`
+//! reads (`X`, `y`, optionally `X_test`, `y_test`; see [`crate::data::file`]).
+//!
+//! Streaming, so files larger than memory convert:
+//!
+//! ```text
+//! pass 1 (scan):  count rows; LIBSVM: widest index; the set of distinct labels
+//! pass 2 (write): parse each row, map its label to 0..K-1, append it to X/y or X_test/y_test
+//!                 in blocks of BLOCK_ROWS rows (chunked, compressed datasets)
+//! --shuffle:      pass 2 writes fixed-width rows to a raw scratch file beside the output, and
+//!                 pass 3 copies them into place in a seeded random order (positioned reads)
+//! ```
+//! Memory: one block of rows, the label set, and with `--shuffle` 8 bytes per row for the
+//! permutation. The output is written to a temporary name and renamed when complete, so an
+//! error (reported with the file and line) leaves nothing at the output path.
+
+mod csv_rows;
+mod libsvm;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use hdf5::Dataset as H5Dataset;
+use ndarray::{s, Array2};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::config::Dtype;
+use crate::data::file::LABEL_VALUES;
+use crate::errors::usage;
+use crate::output;
+
+/// Options of `mpi-sgd convert`.
+#[derive(Debug, Clone, Args)]
+pub struct ConvertArgs {
+    /// Text file to convert (CSV or LIBSVM/svmlight).
+    pub input: PathBuf,
+    /// HDF5 file to write.
+    pub output: PathBuf,
+    /// Input format [default: libsvm for .svm/.libsvm/.svmlight, csv otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// CSV field delimiter, one character [default: tab for .tsv, comma otherwise].
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<char>,
+    /// The CSV's first line names the columns [default: detected: a first line with any
+    /// non-numeric field is a header].
+    #[arg(long, conflicts_with = "no_header")]
+    pub header: bool,
+    /// The CSV's first line is data.
+    #[arg(long)]
+    pub no_header: bool,
+    /// CSV column holding the label: a header name or a 0-based index [default: the last].
+    #[arg(long, value_name = "NAME|INDEX")]
+    pub label_column: Option<String>,
+    /// LIBSVM: number of features (indices 1..=D) [default: the largest index in the file].
+    #[arg(long, value_name = "D")]
+    pub features: Option<usize>,
+    /// Fraction of the rows written to X_test/y_test (the last rows, or random ones with
+    /// --shuffle).
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    pub test_fraction: f64,
+    /// Shuffle the rows once here, so that training can read them in order.
+    #[arg(long)]
+    pub shuffle: bool,
+    /// Seed of --shuffle.
+    #[arg(long, default_value_t = 42, value_name = "S")]
+    pub seed: u64,
+    /// Type of the stored features.
+    #[arg(long, value_enum, default_value_t = Dtype::F64)]
+    pub dtype: Dtype,
+    /// gzip level of the chunked datasets, 0 (none) to 9.
+    #[arg(long, default_value_t = 4, value_name = "LEVEL")]
+    pub compression: u8,
+    /// Overwrite OUTPUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Csv,
+    Libsvm,
+}
+
+/// Rows written to HDF5 per call (and parsed per block).
+const BLOCK_ROWS: usize = 4096;
+/// Target size of one HDF5 chunk.
+const CHUNK_BYTES: usize = 1 << 20;
+/// More distinct labels than this is a regression target or the wrong column, not classes.
+const MAX_CLASSES: usize = 65_536;
+
+/// What pass 1 learned about the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    pub rows: usize,
+    pub features: usize,
+    /// Distinct labels, sorted: class k is `labels[k]`.
+    pub labels: Vec<i64>,
+    /// CSV header names of the feature columns.
+    pub feature_names: Option<Vec<String>>,
+}
+
+/// One parsed row: `features` dense, `label` as written in the input.
+pub type RowSink<'a> = dyn FnMut(&[f64], i64) -> anyhow::Result<()> + 'a;
+
+/// A text format: a scan (pass 1) and a parse that hands every row to a sink (pass 2).
+trait TextFormat {
+    fn scan(&self) -> anyhow::Result<Scan>;
+    fn parse(&self, scan: &Scan, sink: &mut RowSink) -> anyhow::Result<()>;
+}
+
+/// Runs the conversion; prints one summary line.
+pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
+    let format = input_format(args)?;
+    if !(0.0..1.0).contains(&args.test_fraction) {
+        return Err(usage(format!(
+            "--test-fraction {}: must be in [0, 1)",
+            args.test_fraction
+        )));
+    }
+    if args.compression > 9 {
+        return Err(usage(format!(
+            "--compression {}: gzip levels are 0..9",
+            args.compression
+        )));
+    }
+    if !args.input.is_file() {
+        return Err(usage(format!(
+            "{}: no such file",
+            args.input.display()
+        )));
+    }
+    output::check_destination(&args.output, args.force)?;
+    let begin = std::time::Instant::now();
+    let reader: Box<dyn TextFormat> = match format {
+        Format::Csv => Box::new(csv_rows::CsvFile::new(args)?),
+        Format::Libsvm => Box::new(libsvm::LibsvmFile::new(args)),
+    };
+    let scan = reader.scan()?;
+    let shown = args.input.display();
+    if scan.rows == 0 {
+        return Err(usage(format!("{shown}: no data rows")));
+    }
+    if scan.labels.len() > MAX_CLASSES {
+        return Err(usage(format!(
+            "{shown}: the label column has more than {MAX_CLASSES} distinct values; labels must be classes (pick another column with --label-column)"
+        )));
+    }
+    let test_rows = (scan.rows as f64 * args.test_fraction).round() as usize;
+    if test_rows == scan.rows {
+        return Err(usage(format!(
+            "--test-fraction {}: leaves no training rows of {}",
+            args.test_fraction, scan.rows
+        )));
+    }
+    let layout = Layout {
+        train_rows: scan.rows - test_rows,
+        test_rows,
+        features: scan.features,
+    };
+    output::write_atomically(&args.output, |file| {
+        let mut out = Destination::create(file, args, &layout)?;
+        write_metadata(file, args, format, &scan)?;
+        if args.shuffle {
+            write_shuffled(reader.as_ref(), &scan, args, &mut out)
+        } else {
+            reader.parse(&scan, &mut |row, label| {
+                out.push(row, class_of(&scan.labels, label))
+            })?;
+            out.flush()
+        }
+    })?;
+    let bytes = fs::metadata(&args.input).map_or(0, |m| m.len());
+    let seconds = begin.elapsed().as_secs_f64();
+    println!(
+        "input={shown} output={} rows={} test_rows={test_rows} features={} classes={} seconds={seconds:.3} mb_per_s={:.1}",
+        args.output.display(),
+        layout.train_rows,
+        layout.features,
+        scan.labels.len(),
+        bytes as f64 / 1e6 / seconds
+    );
+    Ok(())
+}
+
+fn input_format(args: &ConvertArgs) -> anyhow::Result<Format> {
+    if let Some(format) = args.format {
+        return Ok(format);
+    }
+    let extension = args
+        .input
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase());
+    Ok(match extension.as_deref() {
+        Some("svm" | "libsvm" | "svmlight") => Format::Libsvm,
+        _ => Format::Csv,
+    })
+}
+
+/// Class index of a label found by the scan.
+fn class_of(labels: &[i64], label: i64) -> u32 {
+    labels
+        .binary_search(&label)
+        .expect("the scan saw every label") as u32
+}
+
+/// Labels are class identifiers: integers, written as such or as integral floats ("1.0").
+pub fn parse_label(text: &str) -> Option<i64> {
+    let text = text.trim();
+    text.parse::<i64>().ok().or_else(|| {
+        let value = text.parse::<f64>().ok()?;
+        (value.fract() == 0.0 && value.abs() < 9.0e15).then_some(value as i64)
+    })
+}
+
+/// Adds a label to the scan's set.
+fn note_label(labels: &mut BTreeSet<i64>, label: i64) {
+    if labels.len() <= MAX_CLASSES {
+        labels.insert(label);
+    }
+}
+
+/// Sizes of the output datasets.
+struct Layout {
+    train_rows: usize,
+    test_rows: usize,
+    features: usize,
+}
+
+/// The output datasets and a block of rows on its way into them. Row `j` of the output goes
+/// to `X[j]` while `j < train_rows`, else to `X_test[j - train_rows]`.
+struct Destination {
+    train: (H5Dataset, H5Dataset),
+    test: Option<(H5Dataset, H5Dataset)>,
+    train_rows: usize,
+    block: Array2<f64>,
+    labels: Vec<u32>,
+    /// Output row of `block`'s first row.
+    start: usize,
+}
+
+impl Destination {
+    fn create(file: &hdf5::File, args: &ConvertArgs, layout: &Layout) -> anyhow::Result<Self> {
+        let pair = |x_name: &str, y_name: &str, rows: usize| -> anyhow::Result<_> {
+            Ok((
+                features_dataset(file, x_name, rows, layout.features, args)?,
+                labels_dataset(file, y_name, rows, args)?,
+            ))
+        };
+        Ok(Self {
+            train: pair("X", "y", layout.train_rows)?,
+            test: match layout.test_rows {
+                0 => None,
+                rows => Some(pair("X_test", "y_test", rows)?),
+            },
+            train_rows: layout.train_rows,
+            block: Array2::zeros((BLOCK_ROWS, layout.features)),
+            labels: Vec::with_capacity(BLOCK_ROWS),
+            start: 0,
+        })
+    }
+
+    fn push(&mut self, row: &[f64], class: u32) -> anyhow::Result<()> {
+        let filled = self.labels.len();
+        self.block.row_mut(filled).assign(&ndarray::ArrayView1::from(row));
+        self.labels.push(class);
+        let at_split = self.start + filled + 1 == self.train_rows;
+        if self.labels.len() == BLOCK_ROWS || at_split {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the rows held so far (never across the train/test boundary: `push` flushes at it).
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let n = self.labels.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let (pair, first) = if self.start < self.train_rows {
+            (&self.train, self.start)
+        } else {
+            let test = self.test.as_ref().expect("rows past the training rows");
+            (test, self.start - self.train_rows)
+        };
+        pair.0
+            .write_slice(self.block.slice(s![..n, ..]), s![first..first + n, ..])?;
+        pair.1.write_slice(&self.labels, s![first..first + n])?;
+        self.start += n;
+        self.labels.clear();
+        Ok(())
+    }
+}
+
+fn chunk_rows(rows: usize, row_bytes: usize) -> usize {
+    (CHUNK_BYTES / row_bytes.max(1)).clamp(1, rows.max(1))
+}
+
+fn features_dataset(
+    file: &hdf5::File,
+    name: &str,
+    rows: usize,
+    features: usize,
+    args: &ConvertArgs,
+) -> anyhow::Result<H5Dataset> {
+    let chunk = chunk_rows(rows, features * args.dtype.bytes());
+    let mut builder = match args.dtype {
+        Dtype::F64 => file.new_dataset::<f64>(),
+        Dtype::F32 => file.new_dataset::<f32>(),
+    };
+    builder = builder.chunk((chunk, features));
+    if args.compression > 0 {
+        builder = builder.shuffle().deflate(args.compression);
+    }
+    Ok(builder.shape((rows, features)).create(name)?)
+}
+
+fn labels_dataset(
+    file: &hdf5::File,
+    name: &str,
+    rows: usize,
+    args: &ConvertArgs,
+) -> anyhow::Result<H5Dataset> {
+    let mut builder = file.new_dataset::<u32>().chunk(chunk_rows(rows, 4));
+    if args.compression > 0 {
+        builder = builder.shuffle().deflate(args.compression);
+    }
+    Ok(builder.shape(rows).create(name)?)
+}
+
+/// The label mapping, the feature names and how the file was made.
+fn write_metadata(
+    file: &hdf5::File,
+    args: &ConvertArgs,
+    format: Format,
+    scan: &Scan,
+) -> anyhow::Result<()> {
+    output::dataset(file, LABEL_VALUES, &scan.labels)?;
+    if let Some(names) = &scan.feature_names {
+        let names: Vec<_> = names.iter().map(|n| output::unicode(n)).collect();
+        output::dataset(file, "feature_names", &names)?;
+    }
+    output::text_attr(file, "format", "mpi-sgd-data/1")?;
+    output::text_attr(file, "source", &args.input.display().to_string())?;
+    output::text_attr(file, "source_format", format.name())?;
+    output::text_attr(file, "command_line", &crate::provenance::command_line())?;
+    output::scalar_attr(file, "test_fraction", &args.test_fraction)?;
+    output::scalar_attr(file, "shuffled", &u8::from(args.shuffle))?;
+    output::scalar_attr(file, "seed", &args.seed)?;
+    Ok(())
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Libsvm => "libsvm",
+        }
+    }
+}
+
+/// Pass 2 into a raw scratch file of fixed-width rows (`features` values, then the class),
+/// pass 3 from it into the output in a seeded random order.
+fn write_shuffled(
+    reader: &dyn TextFormat,
+    scan: &Scan,
+    args: &ConvertArgs,
+    out: &mut Destination,
+) -> anyhow::Result<()> {
+    let scratch = Scratch(scratch_path(&args.output));
+    let width = scan.features + 1;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&scratch.0)?;
+    let mut raw = BufWriter::new(file);
+    reader.parse(scan, &mut |row, label| {
+        for &v in row {
+            raw.write_all(&v.to_le_bytes())?;
+        }
+        let class = f64::from(class_of(&scan.labels, label));
+        raw.write_all(&class.to_le_bytes())?;
+        Ok(())
+    })?;
+    let raw = raw.into_inner().map_err(|e| e.into_error())?;
+    let mut order: Vec<u64> = (0..scan.rows as u64).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(args.seed));
+    let row_bytes = width * 8;
+    let mut bytes = vec![0u8; row_bytes];
+    let mut row = vec![0.0; width];
+    for source in order {
+        raw.read_exact_at(&mut bytes, source * row_bytes as u64)?;
+        for (v, b) in row.iter_mut().zip(bytes.chunks_exact(8)) {
+            *v = f64::from_le_bytes(b.try_into().expect("8 bytes"));
+        }
+        out.push(&row[..scan.features], row[scan.features] as u32)?;
+    }
+    out.flush()
+}
+
+/// A scratch file removed when dropped, whatever happened.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        fs::remove_file(&self.0).ok();
+    }
+}
+
+fn scratch_path(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(format!(".{}.rows", std::process::id()));
+    PathBuf::from(name)
+}

@@ -1,0 +1,286 @@
+//! Using a trained model: `mpi-sgd evaluate` (loss, accuracy, confusion matrix) and
+//! `mpi-sgd predict` (labels and class probabilities into an HDF5 file), on any number of
+//! ranks. Rank r takes the r-th contiguous block of the rows ([`block`]): one hyperslab read.
+//!
+//! `predict` writes one file with serial HDF5: rank 0 creates it at a temporary name, then the
+//! ranks write their blocks in rank order (a barrier between turns), and rank 0 renames it into
+//! place. Every rank holds only its block of rows and probabilities.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ndarray::{s, Array2};
+
+use crate::comm::Comm;
+use crate::data::file::{DataFile, DatasetNames, Labels, Split, LABEL_VALUES};
+use crate::data::partition::block;
+use crate::errors::usage;
+use crate::info_root;
+use crate::output;
+use crate::real::Real;
+use crate::saved::SavedModel;
+
+/// The model and the rows it is applied to.
+#[derive(Debug, Clone, Args)]
+pub struct ModelInput {
+    /// Run file written by `mpi-sgd train --out`.
+    #[arg(long = "model", value_name = "RUN.h5")]
+    pub run_file: PathBuf,
+    /// HDF5 data file (the layout of `train --data`).
+    #[arg(long, value_name = "PATH.h5")]
+    pub data: PathBuf,
+    /// Rows to use [default: the test split when the file has one, else the training rows].
+    #[arg(long, value_enum)]
+    pub split: Option<Split>,
+    #[command(flatten)]
+    pub names: DatasetNames,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub input: ModelInput,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub input: ModelInput,
+    /// HDF5 file to write: `label` [rows], `probability` [rows, classes].
+    #[arg(long, value_name = "PRED.h5")]
+    pub out: PathBuf,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// This rank's rows, scaled as in training, and where they came from.
+struct Block<F> {
+    model: SavedModel<F>,
+    file: DataFile,
+    split: Split,
+    rows: std::ops::Range<usize>,
+    total_rows: usize,
+}
+
+/// Collective: opens the run and data files on every rank and checks that they fit.
+fn open<F: Real>(input: &ModelInput, labels: Labels, comm: &Comm) -> anyhow::Result<Block<F>> {
+    let model = comm.agree(SavedModel::<F>::load(&input.run_file))?;
+    let file = comm.agree(DataFile::open(&input.data, &input.names, labels))?;
+    let shown = input.data.display();
+    let split = input
+        .split
+        .unwrap_or(if file.test_rows > 0 { Split::Test } else { Split::Train });
+    let total_rows = file.split_rows(split);
+    let fits = if file.features != model.features() {
+        Err(usage(format!(
+            "{shown}: {} features, but the model was trained on {}",
+            file.features,
+            model.features()
+        )))
+    } else if labels == Labels::Required && file.classes > model.classes() {
+        Err(usage(format!(
+            "{shown}: labels up to {}, but the model predicts {} classes",
+            file.classes - 1,
+            model.classes()
+        )))
+    } else if total_rows == 0 {
+        Err(usage(format!("{shown}: no rows in the {split:?} split")))
+    } else {
+        Ok(())
+    };
+    comm.agree(fits)?;
+    Ok(Block {
+        rows: block(total_rows, comm.size(), comm.rank()),
+        model,
+        file,
+        split,
+        total_rows,
+    })
+}
+
+impl<F: Real> Block<F> {
+    fn scale(&self, x: &mut Array2<F>) {
+        if let Some(scaling) = &self.model.scaling {
+            scaling.apply(x);
+        }
+    }
+}
+
+/// Collective: prints loss, accuracy and the confusion matrix (rank 0).
+pub fn evaluate<F: Real>(args: &EvaluateArgs, comm: &Comm) -> anyhow::Result<()> {
+    let part = open::<F>(&args.input, Labels::Required, comm)?;
+    let mut data = comm.agree(part.file.read_block::<F>(part.split, part.rows.clone()))?;
+    part.scale(&mut data.x);
+    let mut model = part.model.model(4096);
+    let params = &part.model.params;
+    let stats = model.evaluate(params, data.x.view(), &data.y);
+    let classes = part.model.classes();
+    let probabilities = model.predict(params, data.x.view());
+    let mut confusion = vec![0u64; classes * classes];
+    for (p, &label) in probabilities.rows().into_iter().zip(&data.y) {
+        let predicted = crate::model::stable::argmax(p.as_slice().expect("contiguous row"));
+        confusion[label as usize * classes + predicted] += 1;
+    }
+    let sums = comm.sum(&[stats.loss_sum, stats.correct, stats.rows]);
+    let confusion = comm.sum(&confusion);
+    if comm.is_root() {
+        println!("confusion matrix (rows: true class, columns: predicted class)");
+        print!("{}", confusion_table(&confusion, classes));
+        println!(
+            "model={} data={} split={} rows={} loss={:.6} accuracy={:.6}",
+            args.input.run_file.display(),
+            args.input.data.display(),
+            split_name(part.split),
+            part.total_rows,
+            sums[0] / sums[2],
+            sums[1] / sums[2]
+        );
+    }
+    Ok(())
+}
+
+/// Collective: writes the predicted class and the class probabilities of every row.
+pub fn predict<F: Real>(args: &PredictArgs, comm: &Comm) -> anyhow::Result<()> {
+    let part = open::<F>(&args.input, Labels::Ignored, comm)?;
+    let destination = match comm.is_root() {
+        true => output::check_destination(&args.out, args.force),
+        false => Ok(()),
+    };
+    comm.agree(destination)?;
+    let mut x = comm.agree(part.file.read_features::<F>(part.split, part.rows.clone()))?;
+    part.scale(&mut x);
+    let mut model = part.model.model(4096);
+    let probabilities = model.predict(&part.model.params, x.view());
+    let labels: Vec<u32> = probabilities
+        .rows()
+        .into_iter()
+        .map(|p| crate::model::stable::argmax(p.as_slice().expect("contiguous row")) as u32)
+        .collect();
+    let temporary = output::temporary_path_of(&args.out, comm.from_root(std::process::id()));
+    let written = write_predictions(comm, &temporary, args, &part, &labels, &probabilities);
+    if written.is_err() && comm.is_root() {
+        std::fs::remove_file(&temporary).ok();
+    }
+    written?;
+    info_root!(comm, "wrote {}", args.out.display());
+    if comm.is_root() {
+        println!(
+            "model={} data={} split={} rows={} out={}",
+            args.input.run_file.display(),
+            args.input.data.display(),
+            split_name(part.split),
+            part.total_rows,
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Collective: rank 0 creates the file at `temporary`, the ranks write their blocks in turn,
+/// rank 0 renames it to `--out`. Errors are agreed, so every rank returns at the same point.
+fn write_predictions<F: Real>(
+    comm: &Comm,
+    temporary: &std::path::Path,
+    args: &PredictArgs,
+    part: &Block<F>,
+    labels: &[u32],
+    probabilities: &Array2<F>,
+) -> anyhow::Result<()> {
+    let label_values = comm.agree(part.file.label_values())?;
+    let classes = part.model.classes();
+    let created = match comm.is_root() {
+        true => create_predictions::<F>(temporary, args, part, classes, &label_values),
+        false => Ok(()),
+    };
+    comm.agree(created)?;
+    for turn in 0..comm.size() {
+        let written = match comm.rank() == turn {
+            true => write_block(temporary, &part.rows, labels, probabilities),
+            false => Ok(()),
+        };
+        comm.agree(written)?;
+    }
+    let renamed = match comm.is_root() {
+        true => std::fs::rename(temporary, &args.out)
+            .map_err(|e| anyhow::anyhow!("cannot move {} into place: {e}", args.out.display())),
+        false => Ok(()),
+    };
+    comm.agree(renamed)
+}
+
+/// The prediction file with its datasets sized and its provenance written; rows come later.
+fn create_predictions<F: Real>(
+    path: &std::path::Path,
+    args: &PredictArgs,
+    part: &Block<F>,
+    classes: usize,
+    label_values: &Option<Vec<i64>>,
+) -> anyhow::Result<()> {
+    let file = hdf5::File::create(path)?;
+    output::text_attr(&file, "format", "mpi-sgd-predictions/1")?;
+    output::text_attr(&file, "version", env!("CARGO_PKG_VERSION"))?;
+    output::text_attr(&file, "command_line", &crate::provenance::command_line())?;
+    output::text_attr(&file, "model", &args.input.run_file.display().to_string())?;
+    output::text_attr(&file, "data", &args.input.data.display().to_string())?;
+    output::text_attr(&file, "split", split_name(part.split))?;
+    file.new_dataset::<u32>()
+        .shape(part.total_rows)
+        .create("label")?;
+    file.new_dataset::<F>()
+        .shape((part.total_rows, classes))
+        .create("probability")?;
+    if let Some(values) = label_values {
+        output::dataset(&file, LABEL_VALUES, values)?;
+    }
+    Ok(())
+}
+
+fn write_block<F: Real>(
+    path: &std::path::Path,
+    rows: &std::ops::Range<usize>,
+    labels: &[u32],
+    probabilities: &Array2<F>,
+) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let file = hdf5::File::open_rw(path)?;
+    file.dataset("label")?
+        .write_slice(labels, s![rows.clone()])?;
+    file.dataset("probability")?
+        .write_slice(probabilities, s![rows.clone(), ..])?;
+    file.close()?;
+    Ok(())
+}
+
+fn split_name(split: Split) -> &'static str {
+    match split {
+        Split::Train => "train",
+        Split::Test => "test",
+    }
+}
+
+/// The confusion matrix as aligned text, one row per true class.
+fn confusion_table(counts: &[u64], classes: usize) -> String {
+    let width = counts
+        .iter()
+        .map(|c| c.to_string().len())
+        .max()
+        .unwrap_or(1)
+        .max(classes.to_string().len())
+        + 1;
+    let mut text = format!("{:>width$} |", "");
+    for k in 0..classes {
+        text += &format!("{k:>width$}");
+    }
+    text.push('\n');
+    for (k, row) in counts.chunks(classes).enumerate() {
+        text += &format!("{k:>width$} |");
+        for c in row {
+            text += &format!("{c:>width$}");
+        }
+        text.push('\n');
+    }
+    text
+}
