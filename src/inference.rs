@@ -68,9 +68,11 @@ fn open<F: Real>(input: &ModelInput, labels: Labels, comm: &Comm) -> anyhow::Res
     let model = comm.agree(SavedModel::<F>::load(&input.run_file))?;
     let file = comm.agree(DataFile::open(&input.data, &input.names, labels))?;
     let shown = input.data.display();
-    let split = input
-        .split
-        .unwrap_or(if file.test_rows > 0 { Split::Test } else { Split::Train });
+    let split = input.split.unwrap_or(if file.test_rows > 0 {
+        Split::Test
+    } else {
+        Split::Train
+    });
     let total_rows = file.split_rows(split);
     let fits = if file.features != model.features() {
         Err(usage(format!(

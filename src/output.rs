@@ -13,8 +13,8 @@ use hdf5::{Group, H5Type, Location};
 use ndarray::Array2;
 
 use crate::config::Setting;
-use crate::errors::usage;
 use crate::data::standardize::Standardizer;
+use crate::errors::usage;
 use crate::model::Tensor;
 use crate::provenance::Provenance;
 use crate::real::Real;
@@ -281,7 +281,11 @@ fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()>
         let group = file.create_group("preprocessing")?;
         dataset(&group, "mean", &scaling.mean)?;
         dataset(&group, "std", &scaling.std)?;
-        text_attr(&group, "applied", "x' = (x - mean) / std, before training and evaluation")?;
+        text_attr(
+            &group,
+            "applied",
+            "x' = (x - mean) / std, before training and evaluation",
+        )?;
     }
 
     let summary = file.create_group("summary")?;

@@ -24,7 +24,11 @@ pub struct SavedModel<F> {
 /// Opens `path` as a run file, or says why it is not one.
 fn open_run_file(path: &Path) -> anyhow::Result<hdf5::File> {
     let shown = path.display();
-    let not_run_file = || usage(format!("--model {shown}: not a run file of `mpi-sgd train`"));
+    let not_run_file = || {
+        usage(format!(
+            "--model {shown}: not a run file of `mpi-sgd train`"
+        ))
+    };
     if !path.is_file() {
         return Err(usage(format!("--model {shown}: no such file")));
     }
@@ -59,7 +63,10 @@ impl<F: Real> SavedModel<F> {
             Ok(config.attr(name)?.read_scalar::<u64>()? as usize)
         };
         let mut widths = vec![count("features")?];
-        for width in text_attr(&config, "hidden")?.split(',').filter(|w| !w.is_empty()) {
+        for width in text_attr(&config, "hidden")?
+            .split(',')
+            .filter(|w| !w.is_empty())
+        {
             widths.push(width.parse()?);
         }
         widths.push(count("classes")?);

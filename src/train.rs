@@ -60,8 +60,7 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
     comm.agree(destination)?;
 
     let begin = mpi::time();
-    let (mut train, mut test) =
-        comm.agree(source.load::<F>(config, &shape, &plan, comm.rank()))?;
+    let (mut train, mut test) = comm.agree(source.load::<F>(config, &shape, &plan, comm.rank()))?;
     let scaling = config.standardize.then(|| {
         let scaling = Standardizer::fit(comm, train.x.view(), shape.samples);
         scaling.apply(&mut train.x);

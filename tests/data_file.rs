@@ -144,3 +144,316 @@ fn a_file_that_does_not_fit_the_options_is_refused_once() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no such file"));
 }
+
+/// Writes datasets given as (name, shape, values) to a new file.
+fn write_sets(path: &Path, sets: &[(&str, &[usize], &[f64])]) {
+    let file = hdf5::File::create(path).unwrap();
+    for (name, shape, values) in sets {
+        file.new_dataset::<f64>()
+            .shape(shape.to_vec())
+            .create(*name)
+            .unwrap()
+            .write_raw(values)
+            .unwrap();
+    }
+}
+
+#[test]
+fn bad_data_files_are_refused_with_one_line_and_no_run_file() {
+    let dir = scratch("file_bad");
+    let x6: Vec<f64> = (0..12).map(f64::from).collect();
+    let y6 = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+    let mut nan = x6.clone();
+    nan[9] = f64::NAN;
+    let cases: Vec<(&str, Vec<(&str, &[usize], &[f64])>, &str)> = vec![
+        ("no-y.h5", vec![("X", &[6, 2], &x6)], "no dataset y"),
+        (
+            "flat-x.h5",
+            vec![("X", &[12], &x6), ("y", &[6], &y6)],
+            "X has 1 dimensions, expected 2",
+        ),
+        (
+            "short-y.h5",
+            vec![("X", &[6, 2], &x6), ("y", &[5], &y6[..5])],
+            "X has 6 rows but y has 5",
+        ),
+        (
+            "nan.h5",
+            vec![("X", &[6, 2], &nan), ("y", &[6], &y6)],
+            "X holds NaN or Inf in row 4",
+        ),
+        (
+            "float-y.h5",
+            vec![
+                ("X", &[6, 2], &x6),
+                ("y", &[6], &[0.0, 1.0, 0.5, 1.0, 0.0, 1.0]),
+            ],
+            "y holds 0.5 at row 2",
+        ),
+        (
+            "three.h5",
+            vec![
+                ("X", &[6, 2], &x6),
+                ("y", &[6], &[0.0, 1.0, 2.0, 1.0, 0.0, 1.0]),
+            ],
+            "logistic regression is binary",
+        ),
+    ];
+    std::fs::write(dir.join("empty.h5"), "").unwrap();
+    let mut all = vec![("empty.h5".to_string(), "not a readable HDF5 file")];
+    for (name, sets, problem) in &cases {
+        write_sets(&dir.join(name), sets);
+        all.push((name.to_string(), problem));
+    }
+    for (name, problem) in all {
+        let data = dir.join(&name);
+        let out = dir.join(format!("run-{name}"));
+        let output = mpirun(
+            2,
+            &[
+                "train",
+                "--data",
+                data.to_str().unwrap(),
+                "--batch",
+                "2",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(
+            stderr.matches("mpi-sgd: error").count(),
+            1,
+            "{name}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&name) && stderr.contains(problem),
+            "{name}: {stderr}"
+        );
+        assert!(!out.exists(), "{name}: no run file");
+    }
+}
+
+#[test]
+fn classes_must_agree_with_the_labels() {
+    let dir = scratch("file_classes");
+    let path = dir.join("k3.h5");
+    let x: Vec<f64> = (0..12).map(f64::from).collect();
+    write_sets(
+        &path,
+        &[
+            ("X", &[6, 2], &x),
+            ("y", &[6], &[0.0, 1.0, 2.0, 1.0, 0.0, 2.0]),
+        ],
+    );
+    let data = path.to_str().unwrap();
+    let run = |classes: &str| {
+        mpirun(
+            1,
+            &[
+                "train",
+                "--data",
+                data,
+                "--model",
+                "softmax",
+                "--batch",
+                "2",
+                "--epochs",
+                "1",
+                "--classes",
+                classes,
+            ],
+        )
+    };
+    let too_few = run("2");
+    assert_eq!(too_few.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&too_few.stderr);
+    assert!(
+        stderr.contains(&format!("--classes 2: {data} has labels up to 2")),
+        "{stderr}"
+    );
+    assert_success(&run("3"));
+    // Without --classes, the labels decide: 3 classes.
+    let inferred = mpirun(
+        1,
+        &[
+            "train", "--data", data, "--model", "softmax", "--batch", "2", "--epochs", "1",
+        ],
+    );
+    assert_success(&inferred);
+    // A converted file lists its classes: another count is refused.
+    let listed = dir.join("listed.h5");
+    write_sets(
+        &listed,
+        &[
+            ("X", &[6, 2], &x),
+            ("y", &[6], &[0.0, 1.0, 2.0, 1.0, 0.0, 2.0]),
+        ],
+    );
+    hdf5::File::open_rw(&listed)
+        .unwrap()
+        .new_dataset_builder()
+        .with_data(&[-1i64, 5, 9, 12])
+        .create("label_values")
+        .unwrap();
+    let output = mpirun(
+        1,
+        &[
+            "train",
+            "--data",
+            listed.to_str().unwrap(),
+            "--model",
+            "softmax",
+            "--batch",
+            "2",
+            "--classes",
+            "5",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("lists 4 classes"));
+}
+
+#[test]
+fn standardize_uses_the_statistics_of_all_ranks_and_stores_them() {
+    let (dir, data) = data_file("file_standardize", false);
+    let train = |ranks: usize| {
+        let out = dir.join(format!("std{ranks}.h5"));
+        let output = mpirun(
+            ranks,
+            &[
+                "train",
+                "--data",
+                data.to_str().unwrap(),
+                "--batch",
+                "64",
+                "--epochs",
+                "2",
+                "--standardize",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_success(&output);
+        let file = hdf5::File::open(&out).unwrap();
+        let mean: Vec<f64> = file
+            .dataset("preprocessing/mean")
+            .unwrap()
+            .read_raw()
+            .unwrap();
+        let std: Vec<f64> = file
+            .dataset("preprocessing/std")
+            .unwrap()
+            .read_raw()
+            .unwrap();
+        (mean, std, read_params(&out))
+    };
+    let x: Array2<f64> = hdf5::File::open(&data)
+        .unwrap()
+        .dataset("X")
+        .unwrap()
+        .read_2d()
+        .unwrap();
+    let expected_mean = x.mean_axis(ndarray::Axis(0)).unwrap();
+    let expected_std = x.std_axis(ndarray::Axis(0), 0.0);
+    let runs: Vec<_> = [1, 3].into_iter().map(train).collect();
+    for (ranks, (mean, std, params)) in [1, 3].into_iter().zip(&runs) {
+        assert_eq!((mean.len(), std.len()), (5, 5));
+        for (a, b) in mean
+            .iter()
+            .zip(&expected_mean)
+            .chain(std.iter().zip(&expected_std))
+        {
+            assert!(
+                (a - b).abs() < 1e-12,
+                "{ranks} ranks: {a} vs numpy-style {b}"
+            );
+        }
+        let diff = params
+            .iter()
+            .zip(&runs[0].2)
+            .fold(0.0f64, |d, (a, b)| d.max((a - b).abs()));
+        assert!(diff < 1e-9, "{ranks} ranks: parameters differ by {diff:e}");
+    }
+}
+
+#[test]
+fn evaluate_and_predict_agree_with_training_on_any_number_of_ranks() {
+    let (dir, data) = data_file("file_inference", false);
+    let (data, run) = (data.to_str().unwrap(), dir.join("run.h5"));
+    let trained = mpirun(
+        2,
+        &[
+            "train",
+            "--data",
+            data,
+            "--batch",
+            "64",
+            "--epochs",
+            "3",
+            "--standardize",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+    );
+    assert_success(&trained);
+    let run = run.to_str().unwrap();
+    let mut predictions = Vec::new();
+    for ranks in [1, 3] {
+        let evaluated = mpirun(ranks, &["evaluate", "--model", run, "--data", data]);
+        assert_success(&evaluated);
+        assert_eq!(
+            summary_value(&evaluated, "accuracy"),
+            summary_value(&trained, "test_accuracy")
+        );
+        assert_eq!(summary_value(&evaluated, "rows"), 200.0);
+        let stdout = String::from_utf8_lossy(&evaluated.stdout);
+        assert!(stdout.contains("confusion matrix"), "{stdout}");
+        let out = dir.join(format!("pred{ranks}.h5"));
+        assert_success(&mpirun(
+            ranks,
+            &[
+                "predict",
+                "--model",
+                run,
+                "--data",
+                data,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        ));
+        let file = hdf5::File::open(&out).unwrap();
+        let labels: Vec<u32> = file.dataset("label").unwrap().read_raw().unwrap();
+        let p: Array2<f64> = file.dataset("probability").unwrap().read_2d().unwrap();
+        assert_eq!(p.dim(), (200, 2));
+        for (row, &label) in p.rows().into_iter().zip(&labels) {
+            assert!((row.sum() - 1.0).abs() < 1e-12);
+            assert_eq!(label, u32::from(row[1] > row[0]));
+        }
+        predictions.push(p);
+    }
+    assert_eq!(
+        predictions[0], predictions[1],
+        "1 and 3 ranks predict the same"
+    );
+    let truth: Vec<i64> = hdf5::File::open(data)
+        .unwrap()
+        .dataset("y_test")
+        .unwrap()
+        .read_raw()
+        .unwrap();
+    let correct = predictions[0]
+        .rows()
+        .into_iter()
+        .zip(&truth)
+        .filter(|(p, &t)| i64::from(p[1] > p[0]) == t)
+        .count();
+    assert_eq!(
+        correct as f64 / 200.0,
+        summary_value(&trained, "test_accuracy")
+    );
+    let wrong = mpirun(1, &["evaluate", "--model", data, "--data", data]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not a run file"));
+}

@@ -170,7 +170,9 @@ fn reader(path: &Path, delimiter: u8) -> anyhow::Result<csv::Reader<std::fs::Fil
 }
 
 fn csv_error(path: &Path, error: csv::Error) -> anyhow::Error {
-    let line = error.position().map_or(String::new(), |p| format!(":{}", p.line()));
+    let line = error
+        .position()
+        .map_or(String::new(), |p| format!(":{}", p.line()));
     usage(format!("{}{line}: {error}", path.display()))
 }
 
@@ -183,7 +185,11 @@ fn delimiter(args: &ConvertArgs) -> anyhow::Result<u8> {
     u8::try_from(delimiter)
         .ok()
         .filter(u8::is_ascii)
-        .ok_or_else(|| usage(format!("--delimiter {delimiter:?}: must be one ASCII character")))
+        .ok_or_else(|| {
+            usage(format!(
+                "--delimiter {delimiter:?}: must be one ASCII character"
+            ))
+        })
 }
 
 /// The label column from a header name or a 0-based index.
@@ -193,7 +199,11 @@ fn label_index(
     wanted: &str,
     has_header: bool,
 ) -> anyhow::Result<usize> {
-    if let Some(i) = names.iter().position(|n| n == wanted).filter(|_| has_header) {
+    if let Some(i) = names
+        .iter()
+        .position(|n| n == wanted)
+        .filter(|_| has_header)
+    {
         return Ok(i);
     }
     match wanted.parse::<usize>() {

@@ -139,7 +139,11 @@ pub fn parse_line(line: &str, row: &mut SparseRow) -> Result<bool, String> {
             .ok()
             .filter(|v: &f64| v.is_finite())
             .ok_or_else(|| format!("value '{value}' of index {index} is not a finite number"))?;
-        if row.entries.last().is_some_and(|&(last, _)| last + 1 >= index) {
+        if row
+            .entries
+            .last()
+            .is_some_and(|&(last, _)| last + 1 >= index)
+        {
             return Err(format!(
                 "index {index} after index {}: indices must increase along a line",
                 row.entries.last().map_or(0, |&(last, _)| last + 1)
@@ -168,7 +172,10 @@ mod tests {
         assert_eq!(row.label, 1);
         assert_eq!(row.entries, vec![(2, 0.5), (9, -2.0)]);
         assert_eq!(parse("-1\n").unwrap().unwrap().entries, vec![]);
-        assert_eq!(parse("2 qid:7 1:1").unwrap().unwrap().entries, vec![(0, 1.0)]);
+        assert_eq!(
+            parse("2 qid:7 1:1").unwrap().unwrap().entries,
+            vec![(0, 1.0)]
+        );
         assert!(parse("   # only a comment").unwrap().is_none());
         assert!(parse("").unwrap().is_none());
     }

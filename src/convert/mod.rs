@@ -131,10 +131,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
         )));
     }
     if !args.input.is_file() {
-        return Err(usage(format!(
-            "{}: no such file",
-            args.input.display()
-        )));
+        return Err(usage(format!("{}: no such file", args.input.display())));
     }
     output::check_destination(&args.output, args.force)?;
     let begin = std::time::Instant::now();
@@ -268,7 +265,9 @@ impl Destination {
 
     fn push(&mut self, row: &[f64], class: u32) -> anyhow::Result<()> {
         let filled = self.labels.len();
-        self.block.row_mut(filled).assign(&ndarray::ArrayView1::from(row));
+        self.block
+            .row_mut(filled)
+            .assign(&ndarray::ArrayView1::from(row));
         self.labels.push(class);
         let at_split = self.start + filled + 1 == self.train_rows;
         if self.labels.len() == BLOCK_ROWS || at_split {

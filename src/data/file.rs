@@ -318,7 +318,10 @@ impl DataFile {
                 set.read_slice_2d::<F, _>(Hyperslab::from(vec![rows, SliceOrIndex::from(..)]))
             })
             .with_context(|| format!("reading {x_name} of {}", self.path.display()))?;
-        let bad = x.rows().into_iter().position(|r| r.iter().any(|v| !v.is_finite()));
+        let bad = x
+            .rows()
+            .into_iter()
+            .position(|r| r.iter().any(|v| !v.is_finite()));
         if let Some(local) = bad {
             return Err(usage(format!(
                 "{}: {x_name} holds NaN or Inf in row {}; clean the data first",
@@ -431,7 +434,11 @@ mod tests {
 
     #[test]
     fn labels_that_are_not_class_indices_are_refused_at_open() {
-        for (label, shown) in [(-1.0, "-1 at row 4"), (1.5, "1.5 at row 4"), (f64::NAN, "NaN at row 4")] {
+        for (label, shown) in [
+            (-1.0, "-1 at row 4"),
+            (1.5, "1.5 at row 4"),
+            (f64::NAN, "NaN at row 4"),
+        ] {
             let path = scratch("labels.h5");
             let file = hdf5::File::create(&path).unwrap();
             file.new_dataset_builder()
@@ -440,11 +447,17 @@ mod tests {
                 .unwrap();
             let mut y = vec![0.0, 1.0, 2.0, 1.0, 0.0, 1.0];
             y[4] = label;
-            file.new_dataset_builder().with_data(&y).create("y").unwrap();
+            file.new_dataset_builder()
+                .with_data(&y)
+                .create("y")
+                .unwrap();
             drop(file);
             let err = open(&path).err().unwrap();
             assert!(err.is::<crate::errors::UsageError>());
-            assert!(err.to_string().contains(&format!("y holds {shown}")), "{err}");
+            assert!(
+                err.to_string().contains(&format!("y holds {shown}")),
+                "{err}"
+            );
         }
     }
 
@@ -454,21 +467,36 @@ mod tests {
         let file = hdf5::File::create(&path).unwrap();
         let mut x = Array2::<f64>::zeros((10, 2));
         x[[7, 1]] = f64::INFINITY;
-        file.new_dataset_builder().with_data(&x).create("X").unwrap();
-        file.new_dataset_builder().with_data(&[0u8; 10]).create("y").unwrap();
+        file.new_dataset_builder()
+            .with_data(&x)
+            .create("X")
+            .unwrap();
+        file.new_dataset_builder()
+            .with_data(&[0u8; 10])
+            .create("y")
+            .unwrap();
         drop(file);
         let file = open(&path).unwrap();
         let plan = BatchPlan::new(10, 4, 2).unwrap();
         let err = file.read_train::<f64>(&plan.row_pattern(1)).unwrap_err();
-        assert!(err.to_string().contains("X holds NaN or Inf in row 7"), "{err}");
+        assert!(
+            err.to_string().contains("X holds NaN or Inf in row 7"),
+            "{err}"
+        );
     }
 
     #[test]
     fn other_dataset_names_can_be_given() {
         let path = scratch("names.h5");
         let file = hdf5::File::create(&path).unwrap();
-        file.new_dataset_builder().with_data(&Array2::<f32>::ones((4, 3))).create("features").unwrap();
-        file.new_dataset_builder().with_data(&[0u8, 1, 1, 0]).create("target").unwrap();
+        file.new_dataset_builder()
+            .with_data(&Array2::<f32>::ones((4, 3)))
+            .create("features")
+            .unwrap();
+        file.new_dataset_builder()
+            .with_data(&[0u8, 1, 1, 0])
+            .create("target")
+            .unwrap();
         drop(file);
         let names = DatasetNames {
             x_name: "features".into(),
@@ -478,7 +506,10 @@ mod tests {
         let file = DataFile::open(&path, &names, Labels::Required).unwrap();
         assert_eq!((file.rows, file.features, file.classes), (4, 3, 2));
         let err = open(&path).err().unwrap();
-        assert!(err.to_string().contains("no dataset X") && err.to_string().contains("--x-name"), "{err}");
+        assert!(
+            err.to_string().contains("no dataset X") && err.to_string().contains("--x-name"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -80,7 +80,10 @@ impl Source {
                 if shape.test_samples > file.test_rows {
                     return Err(usage(format!(
                         "--test-samples {}: {shown} has {} test rows ({}, {})",
-                        shape.test_samples, file.test_rows, config.names.x_test_name, config.names.y_test_name
+                        shape.test_samples,
+                        file.test_rows,
+                        config.names.x_test_name,
+                        config.names.y_test_name
                     )));
                 }
                 Ok((Source::File(file), shape))

@@ -1,0 +1,282 @@
+//! `mpi-sgd convert`: CSV and LIBSVM text into the HDF5 data layout, exactly, and bad input
+//! refused with one line naming the file and the problem, nothing written.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+
+fn convert(args: &[&str]) -> Output {
+    singleton(&[&["convert"], args].concat())
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn read<T: hdf5::H5Type>(path: &Path, name: &str) -> Vec<T> {
+    hdf5::File::open(path)
+        .unwrap()
+        .dataset(name)
+        .unwrap()
+        .read_raw()
+        .unwrap()
+}
+
+fn read_2d(path: &Path, name: &str) -> Array2<f64> {
+    hdf5::File::open(path)
+        .unwrap()
+        .dataset(name)
+        .unwrap()
+        .read_2d()
+        .unwrap()
+}
+
+/// A CSV with a header, `rows` rows of 3 random features (awkward values included) and a
+/// label in the middle column, in {3, 7, 9}; returns the features and labels written.
+fn write_csv(path: &Path, rows: usize) -> (Array2<f64>, Vec<i64>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut x = Array2::from_shape_simple_fn((rows, 3), || rng.random::<f64>() * 2e3 - 1e3);
+    x[[0, 0]] = 1e-300;
+    x[[1, 1]] = -0.0;
+    x[[2, 2]] = 123456789.123456789;
+    let labels: Vec<i64> = (0..rows).map(|i| [3, 7, 9][i % 3]).collect();
+    let mut text = String::from("a,b,target,c\n");
+    for (row, label) in x.rows().into_iter().zip(&labels) {
+        // Debug prints the shortest text that parses back to the same bits.
+        writeln!(text, "{:?},{:?},{label},{:?}", row[0], row[1], row[2]).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+    (x, labels)
+}
+
+#[test]
+fn csv_converts_exactly_with_labels_mapped_and_the_mapping_stored() {
+    let dir = scratch("convert_csv");
+    let (csv, out) = (dir.join("data.csv"), dir.join("data.h5"));
+    let (x, labels) = write_csv(&csv, 1000);
+    let output = convert(&[path_str(&csv), path_str(&out), "--label-column", "target"]);
+    assert_success(&output);
+    assert_eq!(read_2d(&out, "X"), x);
+    let classes: Vec<u32> = labels
+        .iter()
+        .map(|l| [3, 7, 9].iter().position(|v| v == l).unwrap() as u32)
+        .collect();
+    assert_eq!(read::<u32>(&out, "y"), classes);
+    assert_eq!(read::<i64>(&out, "label_values"), vec![3, 7, 9]);
+    let file = hdf5::File::open(&out).unwrap();
+    assert!(!file.link_exists("X_test"));
+    let x_set = file.dataset("X").unwrap();
+    assert!(x_set.is_chunked(), "X is chunked");
+    assert!(!x_set.filters().is_empty(), "X is compressed");
+    let names: Vec<hdf5::types::VarLenUnicode> =
+        file.dataset("feature_names").unwrap().read_raw().unwrap();
+    assert_eq!(
+        names.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+
+    // The same by column index, as float32, with the last 25% as the test set.
+    let out32 = dir.join("data32.h5");
+    let output = convert(&[
+        path_str(&csv),
+        path_str(&out32),
+        "--label-column",
+        "2",
+        "--dtype",
+        "f32",
+        "--test-fraction",
+        "0.25",
+    ]);
+    assert_success(&output);
+    let both = ndarray::concatenate![
+        ndarray::Axis(0),
+        read_2d(&out32, "X"),
+        read_2d(&out32, "X_test")
+    ];
+    assert_eq!(both, x.mapv(|v| v as f32 as f64));
+    assert_eq!(read::<u32>(&out32, "y_test").len(), 250);
+}
+
+#[test]
+fn shuffling_permutes_whole_rows_with_a_seed() {
+    let dir = scratch("convert_shuffle");
+    let csv = dir.join("rows.csv");
+    // Row i: features [i, -i], label i % 2: a row's parts must stay together.
+    let text: String = (0..500)
+        .map(|i| format!("{i},{},{}\n", -i, i % 2))
+        .collect();
+    std::fs::write(&csv, text).unwrap();
+    let shuffled = |name: &str, seed: &str| {
+        let out = dir.join(name);
+        let output = convert(&[
+            path_str(&csv),
+            path_str(&out),
+            "--shuffle",
+            "--seed",
+            seed,
+            "--test-fraction",
+            "0.2",
+        ]);
+        assert_success(&output);
+        let x = ndarray::concatenate![
+            ndarray::Axis(0),
+            read_2d(&out, "X"),
+            read_2d(&out, "X_test")
+        ];
+        let y = [read::<u32>(&out, "y"), read::<u32>(&out, "y_test")].concat();
+        (x, y)
+    };
+    let (x, y) = shuffled("a.h5", "1");
+    let mut firsts: Vec<i64> = x.column(0).iter().map(|&v| v as i64).collect();
+    assert_ne!(firsts, (0..500).collect::<Vec<_>>(), "rows are shuffled");
+    for (row, &label) in x.rows().into_iter().zip(&y) {
+        assert_eq!(row[1], -row[0]);
+        assert_eq!(label as i64, row[0] as i64 % 2);
+    }
+    firsts.sort();
+    assert_eq!(firsts, (0..500).collect::<Vec<_>>(), "every row once");
+    assert_eq!(shuffled("b.h5", "1").0, x, "same seed, same order");
+    assert_ne!(shuffled("c.h5", "2").0, x, "another seed, another order");
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".rows")));
+}
+
+#[test]
+fn libsvm_rows_land_in_the_right_columns() {
+    let dir = scratch("convert_libsvm");
+    let (svm, out) = (dir.join("data.svm"), dir.join("data.h5"));
+    std::fs::write(
+        &svm,
+        "+1 1:0.5 4:2\n-1 2:-1.25 # a comment\n\n+1 qid:3 3:7 5:1e-3\n-1\n",
+    )
+    .unwrap();
+    let output = convert(&[path_str(&svm), path_str(&out)]);
+    assert_success(&output);
+    let expected = ndarray::array![
+        [0.5, 0.0, 0.0, 2.0, 0.0],
+        [0.0, -1.25, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 7.0, 0.0, 1e-3],
+        [0.0, 0.0, 0.0, 0.0, 0.0]
+    ];
+    assert_eq!(read_2d(&out, "X"), expected);
+    assert_eq!(read::<u32>(&out, "y"), vec![1, 0, 1, 0]);
+    assert_eq!(read::<i64>(&out, "label_values"), vec![-1, 1]);
+    // A wider --features pads with zero columns.
+    let wide = dir.join("wide.h5");
+    assert_success(&convert(&[
+        path_str(&svm),
+        path_str(&wide),
+        "--features",
+        "8",
+    ]));
+    assert_eq!(read_2d(&wide, "X").ncols(), 8);
+}
+
+/// Writes `text` to `name`, converts it with `extra` options, and checks the failure: exit
+/// code 2, one line on stderr naming the file and containing `problem`, no output file.
+fn refused(dir: &Path, name: &str, text: &str, extra: &[&str], problem: &str) {
+    let input = dir.join(name);
+    std::fs::write(&input, text).unwrap();
+    let out: PathBuf = dir.join(format!("{name}.h5"));
+    let output = convert(&[&[path_str(&input), path_str(&out)], extra].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{name}: one line: {stderr}");
+    assert!(
+        stderr.contains(name) || problem.starts_with("--"),
+        "{name}: names the file: {stderr}"
+    );
+    assert!(
+        stderr.contains(problem),
+        "{name}: expected '{problem}' in: {stderr}"
+    );
+    assert!(!out.exists(), "{name}: nothing written");
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "{name}: temporary files left: {leftovers:?}"
+    );
+}
+
+#[test]
+fn bad_text_files_get_one_line_naming_file_and_problem_and_no_output() {
+    let dir = scratch("convert_bad");
+    refused(&dir, "empty.csv", "", &[], "empty file");
+    refused(&dir, "header-only.csv", "a,b,label\n", &[], "no data rows");
+    refused(
+        &dir,
+        "truncated.csv",
+        "a,b,label\n1,2,0\n3,4,1\n5,6",
+        &[],
+        "truncated.csv:4: 2 fields, expected 3",
+    );
+    refused(
+        &dir,
+        "text.csv",
+        "a,b,label\n1,2,0\n3,red,1\n",
+        &[],
+        "text.csv:3: column 'b' holds 'red', not a number",
+    );
+    refused(
+        &dir,
+        "column.csv",
+        "1,2,0\n",
+        &["--label-column", "3"],
+        "--label-column 3: ",
+    );
+    refused(
+        &dir,
+        "name.csv",
+        "a,b,label\n1,2,0\n",
+        &["--label-column", "nope"],
+        "--label-column nope: no such column",
+    );
+    refused(
+        &dir,
+        "float-label.csv",
+        "a,label\n1,0.5\n",
+        &[],
+        "holds '0.5', not an integer class label",
+    );
+    refused(
+        &dir,
+        "zero.svm",
+        "1 1:1\n-1 0:2\n",
+        &[],
+        "zero.svm:2: index 0: LIBSVM indices start at 1",
+    );
+    refused(
+        &dir,
+        "wide.svm",
+        "1 1:1\n-1 9:2\n",
+        &["--features", "4"],
+        "wide.svm:2: index 9 is beyond --features 4",
+    );
+    refused(
+        &dir,
+        "order.svm",
+        "1 3:1 2:2\n",
+        &[],
+        "indices must increase",
+    );
+    refused(
+        &dir,
+        "all.csv",
+        "1,2,0\n",
+        &["--test-fraction", "1.0"],
+        "--test-fraction 1: must be in [0, 1)",
+    );
+}
