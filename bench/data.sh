@@ -24,7 +24,7 @@ with open(sys.argv[1], "w") as out:
     for start in range(0, 1_000_000, 50_000):
         x = rng.standard_normal((50_000, 100))
         y = (x[:, :10].sum(axis=1) > 0).astype(int)
-        np.savetxt(out, np.column_stack([x, y]), fmt=["%.6f"] * 100 + ["%d"], delimiter=",")
+        np.savetxt(out, np.column_stack([x, y]), fmt=["%.7f"] * 100 + ["%d"], delimiter=",")
 PY
 fi
 echo "csv: $(du -m "$csv" | cut -f1) MiB" >&2

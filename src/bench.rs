@@ -99,7 +99,7 @@ pub fn run<F: Real>(args: &BenchArgs, comm: &Comm, startup: &Startup) -> anyhow:
     let elem = std::mem::size_of::<F>();
     let sizes = comm.agree(sizes(args, elem))?;
     let destination = match (&args.out, comm.is_root()) {
-        (Some(path), true) => output::check_destination(path, args.force),
+        (Some(path), true) => output::check_destination("--out", path, args.force),
         _ => Ok(()),
     };
     comm.agree(destination)?;

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::comm::AllreduceKind;
 use crate::data::file::DatasetNames;
+use crate::fault::{FailAt, FailMode, Faults};
 use crate::data::DataShape;
 use crate::errors::usage;
 
@@ -190,6 +191,34 @@ pub struct TrainArgs {
     /// Also log the global loss every this many steps (0: once per epoch only).
     #[arg(long, default_value_t = 0, value_name = "STEPS")]
     pub log_every: usize,
+    /// Checkpoint file [default: the --out path with .ckpt.h5 for .h5].
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+    /// Write a checkpoint every STEPS steps.
+    #[arg(long, value_name = "STEPS")]
+    pub checkpoint_every: Option<usize>,
+    /// Write a checkpoint when this many seconds have passed since the last (rank 0's clock,
+    /// agreed by all ranks).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub checkpoint_seconds: Option<f64>,
+    /// Continue the run saved in this checkpoint (same options, same number of ranks).
+    #[arg(long, value_name = "CKPT.h5")]
+    pub resume: Option<PathBuf>,
+    /// Abort the job when a rank has waited in a collective this long (0: off).
+    #[arg(
+        long,
+        default_value_t = 600.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    pub stall_timeout: f64,
+    /// Testing aid: make rank RANK fail in PHASE (startup, data, compute, allreduce, update,
+    /// checkpoint, write), at step STEP (counted from 1) for per-step phases.
+    #[arg(long, value_name = "RANK:PHASE[:STEP]")]
+    pub fail_at: Option<FailAt>,
+    /// Testing aid: how the --fail-at rank fails.
+    #[arg(long, value_enum, default_value_t = FailMode::Error, requires = "fail_at")]
+    pub fail_mode: FailMode,
 }
 
 /// Where the training rows come from.
@@ -247,6 +276,14 @@ pub struct Config {
     pub out: Option<PathBuf>,
     pub force: bool,
     pub log_every: usize,
+    /// Where checkpoints go (`None`: no --out and no --checkpoint).
+    pub checkpoint: Option<PathBuf>,
+    pub checkpoint_every: Option<usize>,
+    pub checkpoint_seconds: Option<f64>,
+    pub resume: Option<PathBuf>,
+    /// `None`: the watchdog is off.
+    pub stall_timeout: Option<std::time::Duration>,
+    pub faults: Faults,
 }
 
 /// A value of a resolved option, as stored in the run file's `/config` attributes.
@@ -354,6 +391,31 @@ impl Config {
                 args.label_noise
             )));
         }
+        if !(args.stall_timeout.is_finite() && args.stall_timeout >= 0.0) {
+            return Err(usage(format!(
+                "--stall-timeout {}: must be a number of seconds >= 0 (0: off)",
+                args.stall_timeout
+            )));
+        }
+        if args.checkpoint_every == Some(0) {
+            return Err(usage("--checkpoint-every must be at least 1"));
+        }
+        if let Some(seconds) = args.checkpoint_seconds.filter(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(usage(format!(
+                "--checkpoint-seconds {seconds}: must be a positive number of seconds"
+            )));
+        }
+        let checkpoint = args.checkpoint.clone().or_else(|| {
+            args.out
+                .as_ref()
+                .map(|out| out.with_extension("ckpt.h5"))
+        });
+        let wants_checkpoints = args.checkpoint_every.is_some() || args.checkpoint_seconds.is_some();
+        if wants_checkpoints && checkpoint.is_none() {
+            return Err(usage(
+                "--checkpoint-every/--checkpoint-seconds need a place for the checkpoint: give --checkpoint PATH or --out",
+            ));
+        }
         Ok(Self {
             model: args.model,
             hidden,
@@ -384,6 +446,16 @@ impl Config {
             out: args.out,
             force: args.force,
             log_every: args.log_every,
+            checkpoint,
+            checkpoint_every: args.checkpoint_every,
+            checkpoint_seconds: args.checkpoint_seconds,
+            resume: args.resume,
+            stall_timeout: (args.stall_timeout > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(args.stall_timeout)),
+            faults: Faults {
+                plan: args.fail_at,
+                mode: Some(args.fail_mode),
+            },
         })
     }
 

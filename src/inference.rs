@@ -146,7 +146,7 @@ pub fn evaluate<F: Real>(args: &EvaluateArgs, comm: &Comm) -> anyhow::Result<()>
 pub fn predict<F: Real>(args: &PredictArgs, comm: &Comm) -> anyhow::Result<()> {
     let part = open::<F>(&args.input, Labels::Ignored, comm)?;
     let destination = match comm.is_root() {
-        true => output::check_destination(&args.out, args.force),
+        true => output::check_destination("--out", &args.out, args.force),
         false => Ok(()),
     };
     comm.agree(destination)?;

@@ -8,13 +8,16 @@
 extern crate blas_src;
 
 mod bench;
+mod checkpoint;
 mod blas;
 mod comm;
 mod config;
 mod convert;
 mod data;
 mod errors;
+mod fault;
 mod inference;
+mod interrupt;
 mod logging;
 mod model;
 mod optim;
@@ -24,11 +27,13 @@ mod real;
 mod record;
 mod saved;
 mod train;
+mod watchdog;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use mpi::Threading;
 
 use crate::comm::Comm;
 use crate::config::{Cli, Command, Config, Dtype};
@@ -59,7 +64,12 @@ fn main() -> ExitCode {
                     return report_early(start, code, || eprintln!("mpi-sgd: error: {error}"));
                 }
             };
-            with_mpi(start, |comm, startup| match config.dtype {
+            // The stall watchdog's thread talks MPI while the training thread waits in it.
+            let threading = match config.stall_timeout {
+                Some(_) => Threading::Multiple,
+                None => Threading::Single,
+            };
+            with_mpi_threading(start, threading, |comm, startup| match config.dtype {
                 Dtype::F64 => train::run::<f64>(&config, comm, startup),
                 Dtype::F32 => train::run::<f32>(&config, comm, startup),
             })
@@ -103,14 +113,24 @@ fn with_mpi(
     start: Instant,
     body: impl FnOnce(&Comm, train::Startup) -> anyhow::Result<()>,
 ) -> ExitCode {
+    with_mpi_threading(start, Threading::Single, body)
+}
+
+/// [`with_mpi`] with the MPI thread support `threading` asked for.
+fn with_mpi_threading(
+    start: Instant,
+    threading: Threading,
+    body: impl FnOnce(&Comm, train::Startup) -> anyhow::Result<()>,
+) -> ExitCode {
     let init_begin = Instant::now();
-    let Some(universe) = mpi::initialize() else {
+    let Some((universe, provided)) = mpi::initialize_with_threading(threading) else {
         eprintln!("mpi-sgd: error: MPI could not be initialised");
         return ExitCode::FAILURE;
     };
     let startup = train::Startup {
         mpi_init_s: init_begin.elapsed().as_secs_f64(),
         blas_threads: blas::configure_threads(),
+        thread_multiple: provided == Threading::Multiple,
     };
     let comm = Comm::new(universe.world());
     logging::init(comm.rank(), start);
@@ -151,7 +171,16 @@ fn report(outcome: anyhow::Result<()>, comm: &Comm) -> ExitCode {
 /// line and end the whole job with MPI_Abort.
 fn abort_job_on_panic(rank: usize) {
     std::panic::set_hook(Box::new(move |info| {
-        eprintln!("mpi-sgd: rank {rank} failed: {info}");
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("panic");
+        let place = info
+            .location()
+            .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!("mpi-sgd: rank {rank} panicked{place}: {message}");
         // SAFETY: MPI is initialised (the hook is set after MPI_Init) and MPI_Abort never
         // returns.
         unsafe {

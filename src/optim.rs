@@ -22,7 +22,8 @@ pub struct SgdSettings {
 
 pub struct Sgd<F> {
     settings: SgdSettings,
-    velocity: Vec<F>,
+    /// The momentum buffer (saved in checkpoints).
+    pub velocity: Vec<F>,
 }
 
 impl<F: Real> Sgd<F> {

@@ -45,6 +45,17 @@ pub struct Summary {
     /// Cost of the eight `MPI_Wtime` reads of one step, measured at start-up.
     pub timer_overhead_s: f64,
     pub replicas_identical: bool,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted_by: Option<&'static str>,
+}
+
+/// How the run was pieced together: the steps it was resumed from, and its checkpoints.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub restarts: Vec<u64>,
+    /// Seconds each checkpoint took (rank 0's view, gathers included), and after which step.
+    pub checkpoint_s: Vec<f64>,
+    pub checkpoint_steps: Vec<u64>,
 }
 
 /// Everything the run file holds.
@@ -66,21 +77,22 @@ pub struct RunReport<'a, F> {
     pub layout: &'a [Tensor],
     /// Feature scaling applied before training (`--standardize`).
     pub scaling: Option<&'a Standardizer>,
+    pub resumed: &'a History,
     pub summary: Summary,
 }
 
 /// Checks, before any work, that `path` can be written: not an existing file unless `force`,
 /// and a directory that exists (created if missing) and accepts new files.
-pub fn check_destination(path: &Path, force: bool) -> anyhow::Result<()> {
+pub fn check_destination(option: &str, path: &Path, force: bool) -> anyhow::Result<()> {
     if path.is_dir() {
         return Err(usage(format!(
-            "--out {}: is a directory; give a file name",
+            "{option} {}: is a directory; give a file name",
             path.display()
         )));
     }
     if path.exists() && !force {
         return Err(usage(format!(
-            "--out {}: file exists; pass --force to overwrite it or choose another path",
+            "{option} {}: file exists; pass --force to overwrite it or choose another path",
             path.display()
         )));
     }
@@ -89,7 +101,7 @@ pub fn check_destination(path: &Path, force: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create directory {}", dir.display()))?;
     let probe = temporary_path(path);
     fs::File::create(&probe)
-        .with_context(|| format!("cannot write run file into {}", dir.display()))?;
+        .with_context(|| format!("{option} {}: cannot write into {}", path.display(), dir.display()))?;
     fs::remove_file(&probe).ok();
     Ok(())
 }
@@ -214,13 +226,7 @@ fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()>
     let p = r.provenance;
 
     let config = file.create_group("config")?;
-    for (name, value) in &r.settings {
-        match value {
-            Setting::Text(s) => text_attr(&config, name, s)?,
-            Setting::Int(v) => scalar_attr(&config, name, v)?,
-            Setting::Float(v) => scalar_attr(&config, name, v)?,
-        }
-    }
+    write_settings(&config, &r.settings)?;
 
     let ranks = file.create_group("ranks")?;
     let hostnames: Vec<VarLenUnicode> = p.hostnames.iter().map(|h| unicode(h)).collect();
@@ -250,15 +256,12 @@ fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()>
 
     let metrics = file.create_group("metrics")?;
     dataset(&metrics, "loss", &r.loss)?;
-    let e = &r.epochs;
-    for (name, values) in [
-        ("train_loss", &e.train_loss),
-        ("train_accuracy", &e.train_accuracy),
-        ("test_loss", &e.test_loss),
-        ("test_accuracy", &e.test_accuracy),
-    ] {
-        dataset(&metrics, name, values)?;
-    }
+    write_epoch_metrics(&metrics, &r.epochs)?;
+
+    let restarts = file.create_group("restarts")?;
+    dataset(&restarts, "step", &r.resumed.restarts)?;
+    dataset(&timings, "checkpoint", &r.resumed.checkpoint_s)?;
+    dataset(&timings, "checkpoint_step", &r.resumed.checkpoint_steps)?;
 
     let model = file.create_group("model")?;
     let params = model
@@ -301,6 +304,8 @@ fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()>
         scalar_attr(&summary, name, &value)?;
     }
     scalar_attr(&summary, "steps", &(m.steps as u64))?;
+    scalar_attr(&summary, "interrupted", &u8::from(m.interrupted_by.is_some()))?;
+    text_attr(&summary, "interrupted_by", m.interrupted_by.unwrap_or(""))?;
     scalar_attr(
         &summary,
         "replicas_identical",
@@ -313,6 +318,46 @@ fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()>
         ("mean_step_s", &s.step),
     ] {
         scalar_attr(&summary, name, &table.mean().unwrap_or(f64::NAN))?;
+    }
+    Ok(())
+}
+
+/// The resolved options as attributes of `location`.
+pub fn write_settings(location: &Location, settings: &[(&'static str, Setting)]) -> hdf5::Result<()> {
+    for (name, value) in settings {
+        match value {
+            Setting::Text(s) => text_attr(location, name, s)?,
+            Setting::Int(v) => scalar_attr(location, name, v)?,
+            Setting::Float(v) => scalar_attr(location, name, v)?,
+        }
+    }
+    Ok(())
+}
+
+/// Every table of a step record, by its field name.
+pub fn write_steps(group: &Group, s: &GatheredSteps) -> hdf5::Result<()> {
+    for (name, table) in [
+        ("compute", &s.compute),
+        ("allreduce", &s.allreduce),
+        ("update", &s.update),
+        ("step", &s.step),
+        ("loss_sum", &s.loss_sum),
+    ] {
+        table_dataset(group, name, table)?;
+    }
+    table_dataset(group, "bytes_sent", &s.bytes_sent)?;
+    table_dataset(group, "messages_sent", &s.messages_sent)
+}
+
+/// The per-epoch metrics, one dataset each.
+pub fn write_epoch_metrics(group: &Group, e: &EpochMetrics) -> hdf5::Result<()> {
+    for (name, values) in [
+        ("train_loss", &e.train_loss),
+        ("train_accuracy", &e.train_accuracy),
+        ("test_loss", &e.test_loss),
+        ("test_accuracy", &e.test_accuracy),
+    ] {
+        dataset(group, name, values)?;
     }
     Ok(())
 }
@@ -343,7 +388,7 @@ pub fn dataset<T: H5Type>(group: &Group, name: &str, values: &[T]) -> hdf5::Resu
         .map(drop)
 }
 
-fn table_dataset<T: H5Type>(group: &Group, name: &str, table: &Array2<T>) -> hdf5::Result<()> {
+pub fn table_dataset<T: H5Type>(group: &Group, name: &str, table: &Array2<T>) -> hdf5::Result<()> {
     group
         .new_dataset_builder()
         .with_data(table)

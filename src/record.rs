@@ -16,6 +16,7 @@ pub struct PhaseSeconds {
 }
 
 /// One rank's record of every step of a run.
+#[derive(Debug, Clone)]
 pub struct StepRecord {
     pub compute: Vec<f64>,
     pub allreduce: Vec<f64>,
@@ -50,10 +51,30 @@ impl StepRecord {
         self.loss_sum[step] = loss_sum;
     }
 
-    /// Collective: every rank's record as [steps, ranks] tables on rank 0, `None` elsewhere.
-    pub fn gather(&self, comm: &Comm) -> Option<GatheredSteps> {
-        let f = |column: &[f64]| gather_columns(comm, column);
-        let u = |column: &[u64]| gather_columns(comm, column);
+    /// The columns by name (the names of [`GatheredSteps`]), to restore a resumed run's
+    /// history: floats, then counts.
+    #[allow(clippy::type_complexity)]
+    pub fn columns_mut(&mut self) -> ([(&'static str, &mut [f64]); 5], [(&'static str, &mut [u64]); 2]) {
+        (
+            [
+                ("compute", &mut self.compute),
+                ("allreduce", &mut self.allreduce),
+                ("update", &mut self.update),
+                ("step", &mut self.step),
+                ("loss_sum", &mut self.loss_sum),
+            ],
+            [
+                ("bytes_sent", &mut self.bytes_sent),
+                ("messages_sent", &mut self.messages_sent),
+            ],
+        )
+    }
+
+    /// Collective: every rank's record of steps `0..steps` as [steps, ranks] tables on rank 0,
+    /// `None` elsewhere.
+    pub fn gather(&self, comm: &Comm, steps: usize) -> Option<GatheredSteps> {
+        let f = |column: &[f64]| gather_columns(comm, &column[..steps]);
+        let u = |column: &[u64]| gather_columns(comm, &column[..steps]);
         let (compute, allreduce, update, step) = (
             f(&self.compute),
             f(&self.allreduce),

@@ -5,15 +5,30 @@
 //! step:   compute (forward+backward on my share of the global batch)
 //!         | allreduce(sum) of the flat gradient | update (identical on every rank)
 //! epoch:  evaluate on my test rows; one allreduce of the loss/accuracy sums
+//! control (after each step, outside the timed phases): the overlapped stop vote
+//!         (signals, --checkpoint-seconds), checkpoints (--checkpoint-every)
 //! end:    gather every rank's record to rank 0 -> run file -> summary line on stdout
 //! ```
 //! Nothing but compute and the allreduce happens inside a step: no allocation, no I/O, no
 //! logging (except every `--log-every` steps, outside the timed phases).
+//!
+//! Failures: errors where every rank is at the same point (start-up, data, checkpoints, the
+//! run file, divergence) are agreed and reported once; an error inside a step, where the
+//! other ranks already wait in the allreduce, ends the job with MPI_Abort ([`Comm::abort`]).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::checkpoint::{self, TrainingState};
 use crate::comm::{Allreduce, Comm, Traffic};
+use crate::fault::Phase;
+use crate::interrupt::{signal_of, Signals, Vote, CHECKPOINT_BIT};
+use crate::watchdog::{Activity, Progress, Watchdog};
 use crate::config::Config;
 use crate::data::partition::BatchPlan;
 use crate::data::standardize::Standardizer;
@@ -22,7 +37,7 @@ use crate::errors::{usage, ReportedElsewhere};
 use crate::info_root;
 use crate::model::{self, BatchStats, Model};
 use crate::optim::{Sgd, SgdSettings};
-use crate::output::{self, EpochMetrics, RunReport, Summary};
+use crate::output::{self, EpochMetrics, History, RunReport, Summary};
 use crate::provenance::Provenance;
 use crate::real::Real;
 use crate::record::{gather_columns, PhaseSeconds, StepRecord};
@@ -31,6 +46,8 @@ use crate::record::{gather_columns, PhaseSeconds, StepRecord};
 pub struct Startup {
     pub mpi_init_s: f64,
     pub blas_threads: usize,
+    /// MPI gave MPI_THREAD_MULTIPLE (the stall watchdog needs it).
+    pub thread_multiple: bool,
 }
 
 /// A rank's training and test rows, the data set's sizes, and the seconds it took to load
@@ -47,20 +64,24 @@ struct LocalData<F> {
 /// Collective: trains the configured model and writes the run file. Errors are returned at
 /// points where all ranks agree on them (see [`Comm::agree`]).
 pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::Result<()> {
+    let faults = config.faults;
+    comm.agree(faults.check(comm.rank(), Phase::Startup, None))?;
     let (source, shape) = comm.agree(Source::open(config, comm.size()))?;
     let plan = BatchPlan::new(shape.samples, config.global_batch(comm.size()), comm.size())
         .map_err(|e| usage(e.to_string()));
     let plan = comm.agree(plan)?;
-    comm.agree(same_configuration(config, &shape, comm))?;
+    let hash = comm.agree(same_configuration(config, &shape, comm))?;
     let provenance = Provenance::collect(comm, startup.blas_threads);
-    let destination = match (&config.out, comm.is_root()) {
-        (Some(path), true) => output::check_destination(path, config.force),
-        _ => Ok(()),
-    };
-    comm.agree(destination)?;
+    comm.agree(match comm.is_root() {
+        true => check_destinations(config),
+        false => Ok(()),
+    })?;
 
     let begin = mpi::time();
-    let (mut train, mut test) = comm.agree(source.load::<F>(config, &shape, &plan, comm.rank()))?;
+    let loaded = faults
+        .check(comm.rank(), Phase::Data, None)
+        .and_then(|()| source.load::<F>(config, &shape, &plan, comm.rank()));
+    let (mut train, mut test) = comm.agree(loaded)?;
     let scaling = config.standardize.then(|| {
         let scaling = Standardizer::fit(comm, train.x.view(), shape.samples);
         scaling.apply(&mut train.x);
@@ -75,40 +96,90 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
         seconds: mpi::time() - begin,
     };
     describe_setup(config, &plan, comm, &provenance, &data);
-    let mut trainer = Trainer::new(config, comm, plan, &data);
+    let stall_timeout = config.stall_timeout.filter(|_| startup.thread_multiple);
+    if config.stall_timeout.is_some() && stall_timeout.is_none() {
+        log::warn!("this MPI library gives no MPI_THREAD_MULTIPLE: the stall watchdog is off");
+    }
+    let watchdog = Watchdog::start(comm.rank(), comm.size(), stall_timeout);
+    let signals = comm.agree(Signals::catch().context("cannot catch SIGTERM/SIGINT"))?;
+    let mut trainer = Trainer::new(
+        config,
+        comm,
+        plan,
+        &data,
+        hash,
+        Arc::clone(&watchdog.progress),
+        signals,
+    );
+    if let Some(path) = &config.resume {
+        let settings = config.settings(comm.size(), &data.shape);
+        let total = trainer.record.step.len();
+        let state = checkpoint::read(path, comm.rank(), &settings, hash, total);
+        trainer.restore(comm.agree(state)?);
+        info_root!(comm, "resumed from {} at step {}", path.display(), trainer.next_step + 1);
+    }
     let timer_overhead_s = 8.0 * timer_cost();
 
     comm.barrier();
     let begin = mpi::time();
-    for epoch in 0..config.epochs {
-        comm.agree(trainer.train_epoch(epoch))?;
-    }
-    let wall_s = comm.max(&[mpi::time() - begin])[0];
+    let interrupted = trainer.train()?;
+    let wall_s = trainer.elapsed_before + comm.max(&[mpi::time() - begin])[0];
+    drop(watchdog);
 
-    let last = |values: &[f64]| *values.last().expect("at least one epoch");
+    let last = |values: &[f64]| values.last().copied().unwrap_or(f64::NAN);
     let summary = Summary {
         wall_s,
-        samples_per_s: (data.shape.samples * config.epochs) as f64 / wall_s,
-        steps: trainer.record.step.len(),
+        samples_per_s: trainer.rows_trained() as f64 / wall_s,
+        steps: trainer.next_step,
         loss: last(&trainer.epochs.train_loss),
         train_accuracy: last(&trainer.epochs.train_accuracy),
         test_accuracy: last(&trainer.epochs.test_accuracy),
         timer_overhead_s,
         replicas_identical: comm.same_bits_everywhere(&trainer.params),
+        interrupted_by: interrupted.map(|(_, name)| name),
     };
-    if !summary.replicas_identical {
+    if !summary.replicas_identical && interrupted.is_none() {
         log::warn!(
             "rank {}: final parameters differ between ranks (the allreduce did not give every rank the same bits)",
             comm.rank()
         );
     }
+    let injected = faults.check(comm.rank(), Phase::Write, None);
+    comm.agree(injected)?;
     let written = write_run_file(&trainer, &provenance, &startup, summary.clone());
     comm.agree(written)?;
+    if let Some((signal, name)) = interrupted {
+        if comm.is_root() {
+            let saved = match &config.checkpoint {
+                Some(path) => format!("checkpoint {}; continue with --resume {}", path.display(), path.display()),
+                None => "no checkpoint (give --out or --checkpoint to keep one)".to_string(),
+            };
+            eprintln!(
+                "mpi-sgd: interrupted by {name}: stopped after step {} of {}; {saved}",
+                trainer.next_step,
+                trainer.record.step.len()
+            );
+        }
+        return Err(ReportedElsewhere((128 + signal) as u8).into());
+    }
     if comm.is_root() {
         println!(
             "{}",
             summary_line(config, comm.size(), &data.shape, &summary)
         );
+    }
+    Ok(())
+}
+
+/// Rank 0, before any work: the run file and the checkpoint can be written, and neither
+/// overwrites a file without `--force` (the checkpoint being resumed from may be replaced).
+fn check_destinations(config: &Config) -> anyhow::Result<()> {
+    if let Some(path) = &config.out {
+        output::check_destination("--out", path, config.force)?;
+    }
+    if let Some(path) = &config.checkpoint {
+        let resuming_it = config.resume.as_ref() == Some(path);
+        output::check_destination("--checkpoint", path, config.force || resuming_it)?;
     }
     Ok(())
 }
@@ -120,6 +191,8 @@ struct Trainer<'a, F: Real> {
     comm: &'a Comm,
     plan: BatchPlan,
     data: &'a LocalData<F>,
+    /// The configuration hash, stored in checkpoints.
+    hash: u64,
     model: Box<dyn Model<F>>,
     params: Vec<F>,
     /// This rank's gradient, summed over its rows of the batch.
@@ -133,10 +206,27 @@ struct Trainer<'a, F: Real> {
     /// Seconds of each epoch's evaluation on this rank.
     eval_s: Vec<f64>,
     epochs: EpochMetrics,
+    /// The first step not yet taken, and this epoch's loss/accuracy sums so far.
+    next_step: usize,
+    seen: BatchStats,
+    /// Training seconds before a resume; resumes and checkpoints so far.
+    elapsed_before: f64,
+    history: History,
+    progress: Arc<Progress>,
+    signals: Signals,
+    vote: Vote,
 }
 
 impl<'a, F: Real> Trainer<'a, F> {
-    fn new(config: &'a Config, comm: &'a Comm, plan: BatchPlan, data: &'a LocalData<F>) -> Self {
+    fn new(
+        config: &'a Config,
+        comm: &'a Comm,
+        plan: BatchPlan,
+        data: &'a LocalData<F>,
+        hash: u64,
+        progress: Arc<Progress>,
+        signals: Signals,
+    ) -> Self {
         let model = model::build::<F>(
             config.model,
             &config.widths(&data.shape),
@@ -160,6 +250,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             comm,
             plan,
             data,
+            hash,
             model,
             grad: vec![F::zero(); params.len()],
             grad_sum: vec![F::zero(); params.len()],
@@ -169,33 +260,136 @@ impl<'a, F: Real> Trainer<'a, F> {
             record: StepRecord::new(config.epochs * steps_per_epoch),
             eval_s: Vec::with_capacity(config.epochs),
             epochs: EpochMetrics::default(),
+            next_step: 0,
+            seen: BatchStats::default(),
+            elapsed_before: 0.0,
+            history: History::default(),
+            progress,
+            signals,
+            vote: Vote::new(),
         }
     }
 
-    /// The steps of one epoch, then its evaluation; stops at a step that diverged.
-    fn train_epoch(&mut self, epoch: usize) -> anyhow::Result<()> {
-        let epoch_begin = mpi::time();
+    /// Continues from a checkpoint's state.
+    fn restore(&mut self, state: TrainingState<F>) {
+        self.next_step = state.next_step;
+        self.params = state.params;
+        self.sgd.velocity = state.velocity;
+        self.seen = state.seen;
+        self.record = state.record;
+        self.eval_s = state.eval_s;
+        self.epochs = state.epochs;
+        self.elapsed_before = state.elapsed_s;
+        self.history = state.history;
+        self.history.restarts.push(self.next_step as u64);
+        // The checkpoint resumed from cannot hold its own writing time.
+        self.history.checkpoint_s.push(f64::NAN);
+        self.history.checkpoint_steps.push(self.next_step as u64);
+    }
+
+    /// Collective: the remaining steps, each epoch's evaluation, and after each step the stop
+    /// vote and checkpoints. Returns the signal that stopped training early, if any; errors are
+    /// agreed (divergence, checkpoints).
+    fn train(&mut self) -> anyhow::Result<Option<(i32, &'static str)>> {
+        let total = self.record.step.len();
         let steps_per_epoch = self.plan.steps_per_epoch();
-        let mut seen = BatchStats::default();
-        for s in 0..steps_per_epoch {
-            let step = epoch * steps_per_epoch + s;
+        let loop_begin = mpi::time();
+        let mut last_checkpoint = loop_begin;
+        for step in self.next_step..total {
+            let (epoch, s) = (step / steps_per_epoch, step % steps_per_epoch);
             let stats = match self.config.average_every {
                 None => self.gradient_averaging_step(step, s)?,
                 Some(every) => self.local_step(step, s, every)?,
             };
-            seen += stats;
+            self.seen += stats;
             if self.config.log_every > 0 && (step + 1) % self.config.log_every == 0 {
                 let rows = self.plan.batch_rows(s).len() as f64;
                 let loss = self.comm.sum(&[stats.loss_sum])[0] / rows;
                 info_root!(self.comm, "step {}: batch loss {loss:.6}", step + 1);
             }
+            if s + 1 == steps_per_epoch {
+                self.evaluate(epoch, step);
+            }
+            self.next_step = step + 1;
+
+            let mut local = self.signals.bits();
+            let since = mpi::time() - last_checkpoint;
+            if self.comm.is_root() && self.config.checkpoint_seconds.is_some_and(|t| since >= t) {
+                local |= CHECKPOINT_BIT;
+            }
+            self.progress.waiting(step, Activity::StopVote);
+            let agreed = self.vote.exchange(local);
+            let every = self.config.checkpoint_every;
+            let due = agreed != 0 || every.is_some_and(|k| (step + 1) % k == 0);
+            if due && step + 1 < total {
+                if let Some(path) = &self.config.checkpoint {
+                    self.checkpoint(path, step, mpi::time() - loop_begin)?;
+                    last_checkpoint = mpi::time();
+                }
+            }
+            if let Some(signal) = signal_of(agreed).filter(|_| step + 1 < total) {
+                return Ok(Some(signal));
+            }
         }
-        self.evaluate(epoch, seen, epoch_begin);
+        self.vote.finish();
+        Ok(None)
+    }
+
+    /// Collective: writes the state after `step` to the checkpoint file.
+    fn checkpoint(&mut self, path: &Path, step: usize, loop_s: f64) -> anyhow::Result<()> {
+        self.progress.working(step, Activity::Checkpoint);
+        let begin = mpi::time();
+        let injected = self
+            .config
+            .faults
+            .check(self.comm.rank(), Phase::Checkpoint, Some(step));
+        self.comm.agree(injected)?;
+        let settings = self.config.settings(self.comm.size(), &self.data.shape);
+        let state = TrainingState {
+            next_step: self.next_step,
+            params: self.params.clone(),
+            velocity: self.sgd.velocity.clone(),
+            seen: self.seen,
+            record: self.record.clone(),
+            eval_s: self.eval_s.clone(),
+            epochs: self.epochs.clone(),
+            elapsed_s: self.elapsed_before + loop_s,
+            history: self.history.clone(),
+        };
+        checkpoint::write(self.comm, path, &settings, self.hash, &state)?;
+        let seconds = mpi::time() - begin;
+        self.history.checkpoint_s.push(seconds);
+        self.history.checkpoint_steps.push(self.next_step as u64);
+        info_root!(
+            self.comm,
+            "checkpoint after step {} in {seconds:.3} s: {}",
+            self.next_step,
+            path.display()
+        );
         Ok(())
+    }
+
+    /// Rows of the steps taken so far (every epoch, resumed ones included).
+    fn rows_trained(&self) -> usize {
+        let steps_per_epoch = self.plan.steps_per_epoch();
+        let partial: usize = (0..self.next_step % steps_per_epoch)
+            .map(|s| self.plan.batch_rows(s).len())
+            .sum();
+        self.next_step / steps_per_epoch * self.data.shape.samples + partial
+    }
+
+    /// A failure inside a step, where the other ranks already wait in (or soon enter) the
+    /// allreduce: nothing can be agreed any more, so the whole job ends with MPI_Abort.
+    fn fail_if_planned(&self, phase: Phase, step: usize) {
+        if let Err(error) = self.config.faults.check(self.comm.rank(), phase, Some(step)) {
+            self.comm.abort(&error);
+        }
     }
 
     /// Synchronous SGD: allreduce the gradient, then the same update on every rank.
     fn gradient_averaging_step(&mut self, step: usize, s: usize) -> anyhow::Result<BatchStats> {
+        self.progress.working(step, Activity::Compute);
+        self.fail_if_planned(Phase::Compute, step);
         let start = mpi::time();
         let (x, y) = self
             .data
@@ -203,10 +397,14 @@ impl<'a, F: Real> Trainer<'a, F> {
             .slice(self.plan.local_batch(self.comm.rank(), s));
         let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
         let computed = mpi::time();
+        self.fail_if_planned(Phase::Allreduce, step);
+        self.progress.waiting(step, Activity::Allreduce);
         let traffic =
             self.allreduce
                 .allreduce_sum(self.comm.world(), &self.grad, &mut self.grad_sum);
         let reduced = mpi::time();
+        self.progress.working(step, Activity::Update);
+        self.fail_if_planned(Phase::Update, step);
         self.check_finite(step, "gradient")?;
         let batch_rows = self.plan.batch_rows(s).len();
         self.sgd
@@ -224,18 +422,24 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// Local SGD: each rank updates from its own rows; every `every` steps (and after the last
     /// step, so the replicas end identical) the parameters are averaged across ranks.
     fn local_step(&mut self, step: usize, s: usize, every: usize) -> anyhow::Result<BatchStats> {
+        self.progress.working(step, Activity::Compute);
+        self.fail_if_planned(Phase::Compute, step);
         let start = mpi::time();
         let rows = self.plan.local_batch(self.comm.rank(), s);
         let local_rows = rows.len().max(1);
         let (x, y) = self.data.train.slice(rows);
         let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
         let computed = mpi::time();
+        self.progress.working(step, Activity::Update);
+        self.fail_if_planned(Phase::Update, step);
         self.sgd
             .step(step, &mut self.params, &self.grad, local_rows);
         let updated = mpi::time();
         let last = step + 1 == self.record.step.len();
         let mut traffic = Traffic::default();
         if last || (every > 0 && (step + 1) % every == 0) {
+            self.fail_if_planned(Phase::Allreduce, step);
+            self.progress.waiting(step, Activity::Allreduce);
             traffic =
                 self.allreduce
                     .allreduce_sum(self.comm.world(), &self.params, &mut self.grad_sum);
@@ -273,10 +477,13 @@ impl<'a, F: Real> Trainer<'a, F> {
     }
 
     /// Test-set evaluation and one allreduce of the epoch's loss and accuracy sums.
-    fn evaluate(&mut self, epoch: usize, seen: BatchStats, epoch_begin: f64) {
+    fn evaluate(&mut self, epoch: usize, step: usize) {
+        self.progress.working(step, Activity::Evaluation);
+        let seen = std::mem::take(&mut self.seen);
         let eval_begin = mpi::time();
         let test = &self.data.test;
         let tested = self.model.evaluate(&self.params, test.x.view(), &test.y);
+        self.progress.waiting(step, Activity::Evaluation);
         let sums = self.comm.sum(&[
             seen.loss_sum,
             seen.correct,
@@ -292,7 +499,9 @@ impl<'a, F: Real> Trainer<'a, F> {
         self.epochs.train_accuracy.push(seen.accuracy());
         self.epochs.test_loss.push(tested.mean_loss());
         self.epochs.test_accuracy.push(tested.accuracy());
-        let seconds = eval_end - epoch_begin;
+        let spe = self.plan.steps_per_epoch();
+        let steps_s: f64 = self.record.step[epoch * spe..(epoch + 1) * spe].iter().sum();
+        let seconds = steps_s + (eval_end - eval_begin);
         info_root!(
             self.comm,
             "epoch {}/{}: loss {:.6}  train_acc {:.4}  test_acc {:.4}  {:.3} s  {:.3e} samples/s",
@@ -366,14 +575,14 @@ fn stats_from(sums: &[f64]) -> BatchStats {
 /// Collective: a usage error unless every rank runs the same build with the same resolved
 /// options (a stale binary on one node, or an MPMD launch with different options, would
 /// otherwise train something no one asked for). Rank 0 names the ranks that differ from it.
-fn same_configuration(config: &Config, shape: &DataShape, comm: &Comm) -> anyhow::Result<()> {
+fn same_configuration(config: &Config, shape: &DataShape, comm: &Comm) -> anyhow::Result<u64> {
     let mut hasher = DefaultHasher::new();
     format!("{:?}", config.settings(comm.size(), shape)).hash(&mut hasher);
     (env!("CARGO_PKG_VERSION"), env!("MPI_SGD_GIT_REVISION")).hash(&mut hasher);
     let hash = hasher.finish();
     let everyone = comm.gather(&[hash]);
     if comm.same_everywhere(hash) {
-        return Ok(());
+        return Ok(hash);
     }
     match everyone {
         Some(hashes) => {
@@ -419,7 +628,7 @@ fn write_run_file<F: Real>(
     let Some(path) = &config.out else {
         return Ok(());
     };
-    let steps = trainer.record.gather(comm);
+    let steps = trainer.record.gather(comm, trainer.next_step);
     let eval_s = gather_columns(comm, &trainer.eval_s);
     let rows = comm.gather(&[data.train.rows() as u64]);
     let test_rows = comm.gather(&[data.test.rows() as u64]);
@@ -453,6 +662,7 @@ fn write_run_file<F: Real>(
         params: &trainer.params,
         layout: trainer.model.layout(),
         scaling: data.scaling.as_ref(),
+        resumed: &trainer.history,
         summary,
     };
     output::write(path, &report)?;

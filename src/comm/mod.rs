@@ -166,6 +166,17 @@ impl Comm {
         out
     }
 
+    /// Ends the whole job from this rank alone: prints the error, naming the rank, and calls
+    /// MPI_Abort, which makes the launcher kill every rank (exit code 1).
+    pub fn abort(&self, error: &anyhow::Error) -> ! {
+        eprintln!("mpi-sgd: error on rank {}: {error:#}", self.rank);
+        // SAFETY: MPI is initialised; MPI_Abort does not return.
+        unsafe {
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 1);
+        }
+        unreachable!("MPI_Abort returned")
+    }
+
     /// Collective: rank 0's `value`, on every rank.
     pub fn from_root<T: Equivalence + Copy>(&self, value: T) -> T {
         let mut value = value;

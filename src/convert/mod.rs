@@ -133,7 +133,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
     if !args.input.is_file() {
         return Err(usage(format!("{}: no such file", args.input.display())));
     }
-    output::check_destination(&args.output, args.force)?;
+    output::check_destination("OUTPUT", &args.output, args.force)?;
     let begin = std::time::Instant::now();
     let reader: Box<dyn TextFormat> = match format {
         Format::Csv => Box::new(csv_rows::CsvFile::new(args)?),

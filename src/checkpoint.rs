@@ -1,0 +1,199 @@
+//! Checkpoints (format "mpi-sgd-checkpoint/1"): everything a run needs to continue from a step
+//! boundary and end bit-identical to a run that was never stopped, with its whole history.
+//!
+//! A run has no random state beyond `--seed`: the data, their order (the batch plan) and the
+//! initial parameters are functions of the seed and the step, so the step is the data position.
+//! What changes as it trains is saved per rank, as [ranks, ...] tables (with `--average-every`
+//! the replicas differ between averaging steps):
+//!
+//! ```text
+//! /config (attrs)           the resolved options; `hash` identifies the configuration
+//! next_step, elapsed_s      where to continue; training seconds so far
+//! params, velocity [P, n]   parameters and momentum of every rank
+//! seen [P, 3]               the current epoch's loss / correct / rows sums so far
+//! steps/* [next_step, P]    the step record so far (timings, bytes, messages, loss)
+//! eval_s [epochs done, P]   evaluation seconds; metrics/* [epochs done]
+//! restarts, checkpoint_s, checkpoint_steps   the history of resumes and checkpoints
+//! ```
+//! Rank 0 gathers and writes it to a temporary name and renames it (via `output`), so a crash at
+//! any moment leaves the previous checkpoint or the new one, never a broken one. Every rank reads
+//! its own row back on `--resume`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use hdf5::types::VarLenUnicode;
+use ndarray::{s, Array2};
+
+use crate::comm::Comm;
+use crate::config::Setting;
+use crate::errors::usage;
+use crate::model::BatchStats;
+use crate::output::{self, EpochMetrics, History};
+use crate::real::Real;
+use crate::record::{gather_columns, StepRecord};
+
+pub const FORMAT: &str = "mpi-sgd-checkpoint/1";
+
+/// One rank's training state at a step boundary, plus what all ranks share.
+pub struct TrainingState<F> {
+    pub next_step: usize,
+    pub params: Vec<F>,
+    pub velocity: Vec<F>,
+    pub seen: BatchStats,
+    /// The record of steps `0..next_step`, and the evaluation seconds of finished epochs.
+    pub record: StepRecord,
+    pub eval_s: Vec<f64>,
+    pub epochs: EpochMetrics,
+    pub elapsed_s: f64,
+    pub history: History,
+}
+
+/// Collective: gathers every rank's state and rank 0 writes `path` atomically. The error, if
+/// any, is agreed.
+pub fn write<F: Real>(
+    comm: &Comm,
+    path: &Path,
+    settings: &[(&'static str, Setting)],
+    hash: u64,
+    state: &TrainingState<F>,
+) -> anyhow::Result<()> {
+    let rows = |values: &[F]| {
+        comm.gather(values)
+            .map(|all| Array2::from_shape_vec((comm.size(), values.len()), all).expect("P x n"))
+    };
+    let (params, velocity) = (rows(&state.params), rows(&state.velocity));
+    let seen = comm.gather(&[state.seen.loss_sum, state.seen.correct, state.seen.rows]);
+    let steps = state.record.gather(comm, state.next_step);
+    let eval_s = gather_columns(comm, &state.eval_s);
+    let (Some(params), Some(velocity), Some(seen), Some(steps), Some(eval_s)) =
+        (params, velocity, seen, steps, eval_s)
+    else {
+        return comm.agree(Ok(()));
+    };
+    let written = output::write_atomically(path, |file| {
+        output::text_attr(file, "format", FORMAT)?;
+        output::text_attr(file, "version", env!("CARGO_PKG_VERSION"))?;
+        output::write_settings(file, settings)?;
+        output::scalar_attr(file, "hash", &hash)?;
+        output::scalar_attr(file, "next_step", &(state.next_step as u64))?;
+        output::scalar_attr(file, "elapsed_s", &state.elapsed_s)?;
+        output::table_dataset(file, "params", &params)?;
+        output::table_dataset(file, "velocity", &velocity)?;
+        let seen = Array2::from_shape_vec((comm.size(), 3), seen).expect("P x 3");
+        output::table_dataset(file, "seen", &seen)?;
+        output::table_dataset(file, "eval_s", &eval_s)?;
+        let h = &state.history;
+        output::dataset(file, "restarts", &h.restarts)?;
+        output::dataset(file, "checkpoint_s", &h.checkpoint_s)?;
+        output::dataset(file, "checkpoint_steps", &h.checkpoint_steps)?;
+        output::write_steps(&file.create_group("steps")?, &steps)?;
+        output::write_epoch_metrics(&file.create_group("metrics")?, &state.epochs)?;
+        Ok(())
+    });
+    comm.agree(written)
+}
+
+/// Reads this rank's state from `path`; a usage error if it is not a checkpoint of this
+/// configuration (`hash`) on this many ranks, naming the options that differ.
+pub fn read<F: Real>(
+    path: &Path,
+    rank: usize,
+    settings: &[(&'static str, Setting)],
+    hash: u64,
+    steps: usize,
+) -> anyhow::Result<TrainingState<F>> {
+    let shown = path.display();
+    if !path.is_file() {
+        return Err(usage(format!("--resume {shown}: no such file")));
+    }
+    let file = hdf5::File::open(path)
+        .ok()
+        .filter(|f| text(f, "format").is_ok_and(|t| t == FORMAT))
+        .ok_or_else(|| usage(format!("--resume {shown}: not a checkpoint of mpi-sgd")))?;
+    if file.attr("hash")?.read_scalar::<u64>()? != hash {
+        let differ: Vec<String> = settings
+            .iter()
+            .filter_map(|(name, now)| {
+                let then = file.attr(name).ok().map(|a| stored_setting(&a, now));
+                (then.as_deref() != Some(&now.to_string()))
+                    .then(|| format!("{name} {} (now {now})", then.unwrap_or_else(|| "absent".into())))
+            })
+            .collect();
+        return Err(usage(format!(
+            "--resume {shown}: the checkpoint is from another configuration ({}); resume with the options and build it was made with",
+            match differ.is_empty() {
+                true => "another build".to_string(),
+                false => differ.join(", "),
+            }
+        )));
+    }
+    let context = || format!("reading checkpoint {shown}");
+    let row = |name: &str| -> anyhow::Result<Vec<F>> {
+        Ok(file.dataset(name)?.read_slice_1d::<F, _>(s![rank, ..])?.to_vec())
+    };
+    let next_step = file.attr("next_step")?.read_scalar::<u64>()? as usize;
+    let mut record = StepRecord::new(steps);
+    let (floats, counts) = record.columns_mut();
+    for (name, column) in floats {
+        let saved = column_of::<f64>(&file, &format!("steps/{name}"), rank).with_context(context)?;
+        column[..saved.len()].copy_from_slice(&saved);
+    }
+    for (name, column) in counts {
+        let saved = column_of::<u64>(&file, &format!("steps/{name}"), rank).with_context(context)?;
+        column[..saved.len()].copy_from_slice(&saved);
+    }
+    let seen = file.dataset("seen")?.read_slice_1d::<f64, _>(s![rank, ..])?;
+    let metric = |name: &str| -> anyhow::Result<Vec<f64>> {
+        Ok(file.dataset(&format!("metrics/{name}"))?.read_raw()?)
+    };
+    Ok(TrainingState {
+        next_step,
+        params: row("params").with_context(context)?,
+        velocity: row("velocity").with_context(context)?,
+        seen: BatchStats {
+            loss_sum: seen[0],
+            correct: seen[1],
+            rows: seen[2],
+        },
+        record,
+        eval_s: column_of(&file, "eval_s", rank).with_context(context)?,
+        epochs: EpochMetrics {
+            train_loss: metric("train_loss")?,
+            train_accuracy: metric("train_accuracy")?,
+            test_loss: metric("test_loss")?,
+            test_accuracy: metric("test_accuracy")?,
+        },
+        elapsed_s: file.attr("elapsed_s")?.read_scalar()?,
+        history: History {
+            restarts: file.dataset("restarts")?.read_raw()?,
+            checkpoint_s: file.dataset("checkpoint_s")?.read_raw()?,
+            checkpoint_steps: file.dataset("checkpoint_steps")?.read_raw()?,
+        },
+    })
+}
+
+/// Column `rank` of a [rows, ranks] table.
+fn column_of<T: hdf5::H5Type + Clone>(file: &hdf5::File, name: &str, rank: usize) -> anyhow::Result<Vec<T>> {
+    Ok(file.dataset(name)?.read_slice_1d::<T, _>(s![.., rank])?.to_vec())
+}
+
+fn text(location: &hdf5::Location, name: &str) -> hdf5::Result<String> {
+    Ok(location
+        .attr(name)?
+        .read_scalar::<VarLenUnicode>()?
+        .as_str()
+        .to_string())
+}
+
+/// A stored setting, printed as the current one of the same kind would be.
+fn stored_setting(attr: &hdf5::Attribute, like: &Setting) -> String {
+    match like {
+        Setting::Text(_) => attr
+            .read_scalar::<VarLenUnicode>()
+            .map(|v| v.as_str().to_string()),
+        Setting::Int(_) => attr.read_scalar::<u64>().map(|v| v.to_string()),
+        Setting::Float(_) => attr.read_scalar::<f64>().map(|v| v.to_string()),
+    }
+    .unwrap_or_default()
+}

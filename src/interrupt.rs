@@ -1,0 +1,125 @@
+//! Stopping at the same step on every rank: SIGTERM or SIGINT on any rank (Slurm's time limit,
+//! scancel, Ctrl-C) and rank 0's `--checkpoint-seconds` clock become bits of one integer, OR-ed
+//! across ranks with a nonblocking allreduce that is started after step t and completed after
+//! step t+1. It overlaps a whole step, so it adds no latency to the loop (two MPI calls and
+//! 4 bytes a step); every rank sees the same bits after the same step, so they stop, or
+//! checkpoint, together. A second signal ends the process at once.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use mpi::ffi;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// Vote bits.
+pub const SIGINT_BIT: i32 = 1;
+pub const SIGTERM_BIT: i32 = 2;
+pub const CHECKPOINT_BIT: i32 = 4;
+
+/// The signal a vote's bits call for, SIGTERM first: (number, name).
+pub fn signal_of(bits: i32) -> Option<(i32, &'static str)> {
+    if bits & SIGTERM_BIT != 0 {
+        Some((SIGTERM, "SIGTERM"))
+    } else if bits & SIGINT_BIT != 0 {
+        Some((SIGINT, "SIGINT"))
+    } else {
+        None
+    }
+}
+
+/// The signals received so far, as vote bits.
+pub struct Signals {
+    bits: Arc<AtomicUsize>,
+}
+
+impl Signals {
+    /// Catches SIGTERM and SIGINT from now on; a second one of either ends the process with
+    /// the usual 128 + signal.
+    pub fn catch() -> std::io::Result<Self> {
+        let bits = Arc::new(AtomicUsize::new(0));
+        let caught = Arc::new(AtomicBool::new(false));
+        for (signal, bit) in [(SIGINT, SIGINT_BIT), (SIGTERM, SIGTERM_BIT)] {
+            // Order matters: the exit is armed by the first signal, taken on the second.
+            signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&caught))?;
+            signal_hook::flag::register(signal, Arc::clone(&caught))?;
+            register_bit(signal, bit, &bits)?;
+        }
+        Ok(Self { bits })
+    }
+
+    pub fn bits(&self) -> i32 {
+        self.bits.load(Relaxed) as i32
+    }
+}
+
+/// Sets `bit` in `bits` when `signal` arrives (signal-hook's handlers only store values).
+fn register_bit(signal: i32, bit: i32, bits: &Arc<AtomicUsize>) -> std::io::Result<()> {
+    let bits = Arc::clone(bits);
+    // SAFETY: the action is async-signal-safe: one atomic read-modify-write.
+    unsafe {
+        signal_hook::low_level::register(signal, move || {
+            bits.fetch_or(bit as usize, Relaxed);
+        })?;
+    }
+    Ok(())
+}
+
+/// The overlapped OR-allreduce of the vote bits. Buffers are boxed so their addresses stay put
+/// while MPI owns them.
+pub struct Vote {
+    send: Box<i32>,
+    recv: Box<i32>,
+    request: ffi::MPI_Request,
+    pending: bool,
+}
+
+impl Vote {
+    pub fn new() -> Self {
+        Self {
+            send: Box::new(0),
+            recv: Box::new(0),
+            // SAFETY: reading an MPI constant.
+            request: unsafe { ffi::RSMPI_REQUEST_NULL },
+            pending: false,
+        }
+    }
+
+    /// Collective: the bits of the round started at the previous call (0 on the first call),
+    /// OR-ed over all ranks; starts the next round with `local`.
+    pub fn exchange(&mut self, local: i32) -> i32 {
+        let combined = self.finish();
+        *self.send = local;
+        // SAFETY: the buffers live in boxes owned by self until `finish` completes the request.
+        unsafe {
+            ffi::MPI_Iallreduce(
+                (&*self.send as *const i32).cast(),
+                (&mut *self.recv as *mut i32).cast(),
+                1,
+                ffi::RSMPI_INT32_T,
+                ffi::RSMPI_BOR,
+                ffi::RSMPI_COMM_WORLD,
+                &mut self.request,
+            );
+        }
+        self.pending = true;
+        combined
+    }
+
+    /// Collective: completes the round in flight, if any, and returns its bits.
+    pub fn finish(&mut self) -> i32 {
+        if !std::mem::take(&mut self.pending) {
+            return 0;
+        }
+        // SAFETY: `request` was started by `exchange` and not yet completed.
+        unsafe { ffi::MPI_Wait(&mut self.request, ffi::RSMPI_STATUS_IGNORE) };
+        *self.recv
+    }
+}
+
+impl Drop for Vote {
+    /// Every rank leaves the loop at the same step (agreed errors included), so completing the
+    /// round in flight here matches on all ranks and no request outlives MPI.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

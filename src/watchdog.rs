@@ -1,0 +1,292 @@
+//! The stall watchdog (`--stall-timeout SECONDS`): a rank that has waited in a collective of
+//! the training loop longer than that asks every other rank where it is, reports the ranks that
+//! have not arrived, and aborts the job, instead of burning the allocation.
+//!
+//! The training thread only stores where it is ([`Progress`]: three relaxed atomic stores per
+//! phase, no MPI). A thread per rank does the rest on its own duplicate of the world
+//! communicator (MPI_THREAD_MULTIPLE), so it works while the training thread is blocked:
+//!
+//! ```text
+//! every POLL:  answer any query (QUERY from rank q -> REPLY [step, activity, waiting, ms])
+//!              if this rank has waited > timeout: QUERY every other rank, collect the REPLYs
+//!              (ANSWER_WAIT at most), then report and MPI_Abort, unless a lower rank is
+//!              waiting too (it reports; this rank takes over if it has not after 2 x timeout)
+//! ```
+//! Costs nothing on the wire until a stall: the thread probes its own communicator every POLL.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mpi::ffi;
+
+/// What a rank's training thread is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Activity {
+    Starting,
+    Compute,
+    Allreduce,
+    Update,
+    Evaluation,
+    StopVote,
+    Checkpoint,
+}
+
+impl Activity {
+    const ALL: [Activity; 7] = [
+        Activity::Starting,
+        Activity::Compute,
+        Activity::Allreduce,
+        Activity::Update,
+        Activity::Evaluation,
+        Activity::StopVote,
+        Activity::Checkpoint,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Activity::Starting => "start-up",
+            Activity::Compute => "compute",
+            Activity::Allreduce => "allreduce",
+            Activity::Update => "update",
+            Activity::Evaluation => "evaluation",
+            Activity::StopVote => "stop vote",
+            Activity::Checkpoint => "checkpoint",
+        }
+    }
+}
+
+/// Where the training thread is: written by it, read by the watchdog thread.
+pub struct Progress {
+    origin: Instant,
+    step: AtomicU64,
+    activity: AtomicU8,
+    /// Nanoseconds since `origin` when the current collective was entered; 0 when not in one.
+    waiting_since: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            step: AtomicU64::new(0),
+            activity: AtomicU8::new(Activity::Starting as u8),
+            waiting_since: AtomicU64::new(0),
+        }
+    }
+
+    /// The training thread works on `activity` of `step` (0-based), outside any collective.
+    pub fn working(&self, step: usize, activity: Activity) {
+        self.step.store(step as u64, Relaxed);
+        self.activity.store(activity as u8, Relaxed);
+        self.waiting_since.store(0, Relaxed);
+    }
+
+    /// The training thread enters the collective of `activity` of `step`.
+    pub fn waiting(&self, step: usize, activity: Activity) {
+        self.step.store(step as u64, Relaxed);
+        self.activity.store(activity as u8, Relaxed);
+        let now = self.origin.elapsed().as_nanos().max(1) as u64;
+        self.waiting_since.store(now, Relaxed);
+    }
+
+    /// [step, activity, waiting (0/1), milliseconds waited].
+    fn snapshot(&self) -> [u64; 4] {
+        let since = self.waiting_since.load(Relaxed);
+        let waited_ms = match since {
+            0 => 0,
+            t => (self.origin.elapsed().as_nanos() as u64).saturating_sub(t) / 1_000_000,
+        };
+        [
+            self.step.load(Relaxed),
+            u64::from(self.activity.load(Relaxed)),
+            u64::from(since != 0),
+            waited_ms,
+        ]
+    }
+}
+
+const POLL: Duration = Duration::from_millis(100);
+const ANSWER_WAIT: Duration = Duration::from_secs(3);
+const QUERY: i32 = 1;
+const REPLY: i32 = 2;
+
+/// A communicator handle the watchdog thread owns. MPI handles are plain values; under
+/// MPI_THREAD_MULTIPLE any thread may use them.
+struct RawComm(ffi::MPI_Comm);
+// SAFETY: see above; the handle is used by the watchdog thread only.
+unsafe impl Send for RawComm {}
+
+/// The running watchdog; dropping it stops and joins the thread (before MPI_Finalize).
+pub struct Watchdog {
+    pub progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    /// Collective (duplicates the world communicator). `None` for `timeout` None: progress is
+    /// still recorded, nobody watches it.
+    pub fn start(rank: usize, size: usize, timeout: Option<Duration>) -> Self {
+        let progress = Arc::new(Progress::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = timeout.map(|timeout| {
+            let mut comm: ffi::MPI_Comm = unsafe { ffi::RSMPI_COMM_NULL };
+            // SAFETY: MPI is initialised; every rank calls this at the same point.
+            unsafe { ffi::MPI_Comm_dup(ffi::RSMPI_COMM_WORLD, &mut comm) };
+            let watch = Watch {
+                comm: RawComm(comm),
+                rank,
+                size,
+                timeout,
+                progress: Arc::clone(&progress),
+            };
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("stall-watchdog".into())
+                .spawn(move || watch.run(&stop))
+                .expect("a thread can be started")
+        });
+        Self {
+            progress,
+            stop,
+            thread,
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().ok();
+        }
+    }
+}
+
+struct Watch {
+    comm: RawComm,
+    rank: usize,
+    size: usize,
+    timeout: Duration,
+    progress: Arc<Progress>,
+}
+
+impl Watch {
+    fn run(&self, stop: &AtomicBool) {
+        while !stop.load(Relaxed) {
+            std::thread::sleep(POLL);
+            self.answer_queries();
+            let [_, _, waiting, waited_ms] = self.progress.snapshot();
+            if waiting == 1 && Duration::from_millis(waited_ms) > self.timeout {
+                self.report_stall();
+            }
+        }
+    }
+
+    fn answer_queries(&self) {
+        while let Some(asker) = self.probe_any(QUERY) {
+            let mut query = [0u64; 1];
+            self.receive(&mut query, asker, QUERY);
+            self.send(&self.progress.snapshot(), asker, REPLY);
+        }
+    }
+
+    /// Asks every rank where it is; reports and aborts unless a lower rank waits too (it will
+    /// report) and this rank has not yet waited twice the timeout.
+    fn report_stall(&self) {
+        for other in (0..self.size).filter(|&r| r != self.rank) {
+            self.send(&[self.rank as u64], other, QUERY);
+        }
+        let mut replies: Vec<Option<[u64; 4]>> = vec![None; self.size];
+        let deadline = Instant::now() + ANSWER_WAIT;
+        while Instant::now() < deadline && replies.iter().filter(|r| r.is_none()).count() > 1 {
+            self.answer_queries();
+            match self.probe_any(REPLY) {
+                Some(from) => {
+                    let mut reply = [0u64; 4];
+                    self.receive(&mut reply, from, REPLY);
+                    replies[from as usize] = Some(reply);
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        let mine = self.progress.snapshot();
+        let lower_waiting = replies[..self.rank].iter().flatten().any(|r| r[2] == 1);
+        if lower_waiting && Duration::from_millis(mine[3]) < 2 * self.timeout {
+            return; // the lower rank reports; asked again at the next poll
+
+        }
+        eprintln!("mpi-sgd: error on rank {}: {}", self.rank, self.describe(mine, &replies));
+        // SAFETY: MPI_THREAD_MULTIPLE; MPI_Abort never returns.
+        unsafe { ffi::MPI_Abort(ffi::RSMPI_COMM_WORLD, 1) };
+    }
+
+    fn describe(&self, mine: [u64; 4], replies: &[Option<[u64; 4]>]) -> String {
+        let activity = |code: u64| Activity::ALL[code as usize].name();
+        let (step, waited_s) = (mine[0], mine[3] as f64 / 1e3);
+        let mut missing = Vec::new();
+        for (rank, reply) in replies.iter().enumerate().filter(|&(r, _)| r != self.rank) {
+            match reply {
+                None => missing.push(format!("rank {rank} (no answer: stopped, or its node is gone)")),
+                Some([s, a, waiting, _]) if *waiting == 0 || *s < step => {
+                    missing.push(format!("rank {rank} (in {} of step {})", activity(*a), s + 1))
+                }
+                Some(_) => {}
+            }
+        }
+        format!(
+            "stalled: waited {waited_s:.1} s in the {} of step {} (--stall-timeout {}); {}; aborting the job",
+            activity(mine[1]),
+            step + 1,
+            self.timeout.as_secs_f64(),
+            match missing.is_empty() {
+                true => "every rank is in a collective (a deadlock or a lost message)".to_string(),
+                false => format!("not arrived: {}", missing.join(", ")),
+            }
+        )
+    }
+
+    /// The sender of a waiting message with `tag`, if there is one.
+    fn probe_any(&self, tag: i32) -> Option<i32> {
+        let mut flag = 0;
+        let mut status = std::mem::MaybeUninit::<ffi::MPI_Status>::uninit();
+        // SAFETY: valid communicator and out-pointers; MPI_THREAD_MULTIPLE.
+        unsafe {
+            ffi::MPI_Iprobe(ffi::RSMPI_ANY_SOURCE, tag, self.comm.0, &mut flag, status.as_mut_ptr());
+            (flag != 0).then(|| status.assume_init().MPI_SOURCE)
+        }
+    }
+
+    fn receive(&self, buffer: &mut [u64], from: i32, tag: i32) {
+        // SAFETY: a matching message was probed; the buffer holds `len` u64s.
+        unsafe {
+            ffi::MPI_Recv(
+                buffer.as_mut_ptr().cast(),
+                buffer.len() as i32,
+                ffi::RSMPI_UINT64_T,
+                from,
+                tag,
+                self.comm.0,
+                ffi::RSMPI_STATUS_IGNORE,
+            );
+        }
+    }
+
+    fn send(&self, buffer: &[u64], to: impl TryInto<i32>, tag: i32) {
+        let to = to.try_into().unwrap_or(0);
+        // SAFETY: the buffer holds `len` u64s; small messages go eagerly.
+        unsafe {
+            ffi::MPI_Send(
+                buffer.as_ptr().cast(),
+                buffer.len() as i32,
+                ffi::RSMPI_UINT64_T,
+                to,
+                tag,
+                self.comm.0,
+            );
+        }
+    }
+}
