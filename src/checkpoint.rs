@@ -116,8 +116,12 @@ pub fn read<F: Real>(
             .iter()
             .filter_map(|(name, now)| {
                 let then = file.attr(name).ok().map(|a| stored_setting(&a, now));
-                (then.as_deref() != Some(&now.to_string()))
-                    .then(|| format!("{name} {} (now {now})", then.unwrap_or_else(|| "absent".into())))
+                (then.as_deref() != Some(&now.to_string())).then(|| {
+                    format!(
+                        "{name} {} (now {now})",
+                        then.unwrap_or_else(|| "absent".into())
+                    )
+                })
             })
             .collect();
         return Err(usage(format!(
@@ -130,20 +134,27 @@ pub fn read<F: Real>(
     }
     let context = || format!("reading checkpoint {shown}");
     let row = |name: &str| -> anyhow::Result<Vec<F>> {
-        Ok(file.dataset(name)?.read_slice_1d::<F, _>(s![rank, ..])?.to_vec())
+        Ok(file
+            .dataset(name)?
+            .read_slice_1d::<F, _>(s![rank, ..])?
+            .to_vec())
     };
     let next_step = file.attr("next_step")?.read_scalar::<u64>()? as usize;
     let mut record = StepRecord::new(steps);
     let (floats, counts) = record.columns_mut();
     for (name, column) in floats {
-        let saved = column_of::<f64>(&file, &format!("steps/{name}"), rank).with_context(context)?;
+        let saved =
+            column_of::<f64>(&file, &format!("steps/{name}"), rank).with_context(context)?;
         column[..saved.len()].copy_from_slice(&saved);
     }
     for (name, column) in counts {
-        let saved = column_of::<u64>(&file, &format!("steps/{name}"), rank).with_context(context)?;
+        let saved =
+            column_of::<u64>(&file, &format!("steps/{name}"), rank).with_context(context)?;
         column[..saved.len()].copy_from_slice(&saved);
     }
-    let seen = file.dataset("seen")?.read_slice_1d::<f64, _>(s![rank, ..])?;
+    let seen = file
+        .dataset("seen")?
+        .read_slice_1d::<f64, _>(s![rank, ..])?;
     let metric = |name: &str| -> anyhow::Result<Vec<f64>> {
         Ok(file.dataset(&format!("metrics/{name}"))?.read_raw()?)
     };
@@ -174,8 +185,15 @@ pub fn read<F: Real>(
 }
 
 /// Column `rank` of a [rows, ranks] table.
-fn column_of<T: hdf5::H5Type + Clone>(file: &hdf5::File, name: &str, rank: usize) -> anyhow::Result<Vec<T>> {
-    Ok(file.dataset(name)?.read_slice_1d::<T, _>(s![.., rank])?.to_vec())
+fn column_of<T: hdf5::H5Type + Clone>(
+    file: &hdf5::File,
+    name: &str,
+    rank: usize,
+) -> anyhow::Result<Vec<T>> {
+    Ok(file
+        .dataset(name)?
+        .read_slice_1d::<T, _>(s![.., rank])?
+        .to_vec())
 }
 
 fn text(location: &hdf5::Location, name: &str) -> hdf5::Result<String> {

@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::comm::AllreduceKind;
 use crate::data::file::DatasetNames;
-use crate::fault::{FailAt, FailMode, Faults};
 use crate::data::DataShape;
 use crate::errors::usage;
+use crate::fault::{FailAt, FailMode, Faults};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -97,17 +97,22 @@ pub struct TrainArgs {
     #[arg(long, default_value = "synthetic", value_name = "synthetic|PATH")]
     pub data: String,
     /// Training rows (the global data set) [default: 1000000 synthetic; all rows of a file].
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub samples: Option<usize>,
     /// Weak scaling: training rows per rank, so the global set is this times the ranks
     /// (synthetic data; instead of --samples).
-    #[arg(long, value_name = "N", conflicts_with = "samples")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "N",
+        conflicts_with = "samples"
+    )]
     pub samples_per_rank: Option<usize>,
     /// Features per row [default: 20 synthetic; a file's width, which this must match].
-    #[arg(long, value_name = "D")]
+    #[arg(long, allow_negative_numbers = true, value_name = "D")]
     pub features: Option<usize>,
     /// Classes (softmax, mlp; logistic is binary) [default: 10 synthetic; a file's labels].
-    #[arg(long, value_name = "K")]
+    #[arg(long, allow_negative_numbers = true, value_name = "K")]
     pub classes: Option<usize>,
     #[command(flatten)]
     pub names: DatasetNames,
@@ -117,7 +122,7 @@ pub struct TrainArgs {
     pub standardize: bool,
     /// Test rows, disjoint from the training rows [default: 10000 synthetic; all of a file's
     /// X_test, none if it has none].
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub test_samples: Option<usize>,
     /// Probability that a synthetic binary label is flipped (logistic data only).
     #[arg(
@@ -128,14 +133,29 @@ pub struct TrainArgs {
     )]
     pub label_noise: f64,
     /// Passes over the training data.
-    #[arg(long, default_value_t = 8, value_name = "E")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 8,
+        value_name = "E"
+    )]
     pub epochs: usize,
     /// GLOBAL batch size: rows per step summed over all ranks.
-    #[arg(long, default_value_t = 8192, value_name = "B")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 8192,
+        value_name = "B"
+    )]
     pub batch: usize,
     /// Weak scaling: rows per rank in each step, so the global batch is this times the ranks
     /// (instead of --batch).
-    #[arg(long, value_name = "B", conflicts_with = "batch")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "B",
+        conflicts_with = "batch"
+    )]
     pub batch_per_rank: Option<usize>,
     /// Learning rate.
     #[arg(
@@ -400,17 +420,20 @@ impl Config {
         if args.checkpoint_every == Some(0) {
             return Err(usage("--checkpoint-every must be at least 1"));
         }
-        if let Some(seconds) = args.checkpoint_seconds.filter(|s| !(s.is_finite() && *s > 0.0)) {
+        if let Some(seconds) = args
+            .checkpoint_seconds
+            .filter(|s| !(s.is_finite() && *s > 0.0))
+        {
             return Err(usage(format!(
                 "--checkpoint-seconds {seconds}: must be a positive number of seconds"
             )));
         }
-        let checkpoint = args.checkpoint.clone().or_else(|| {
-            args.out
-                .as_ref()
-                .map(|out| out.with_extension("ckpt.h5"))
-        });
-        let wants_checkpoints = args.checkpoint_every.is_some() || args.checkpoint_seconds.is_some();
+        let checkpoint = args
+            .checkpoint
+            .clone()
+            .or_else(|| args.out.as_ref().map(|out| out.with_extension("ckpt.h5")));
+        let wants_checkpoints =
+            args.checkpoint_every.is_some() || args.checkpoint_seconds.is_some();
         if wants_checkpoints && checkpoint.is_none() {
             return Err(usage(
                 "--checkpoint-every/--checkpoint-seconds need a place for the checkpoint: give --checkpoint PATH or --out",
@@ -600,5 +623,21 @@ mod tests {
         assert!(parse("--hidden 4,x --model mlp").is_err());
         assert!(parse("--model tree").is_err());
         assert!(parse("--allreduce carrier-pigeon").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fuzz_hidden_layer_lists_parse_or_refuse(list in "[0-9,x -]{0,24}") {
+            if let Ok(config) = parse(&format!("--model mlp --hidden {list}")) {
+                proptest::prop_assert!(config.hidden.iter().all(|&w| w >= 1));
+            }
+        }
+
+        #[test]
+        fn fuzz_fail_at_plans_parse_or_refuse(plan in "[0-9a-z:]{0,20}") {
+            if let Ok(config) = parse(&format!("--fail-at {plan}")) {
+                proptest::prop_assert_eq!(config.faults.plan.unwrap().to_string(), plan);
+            }
+        }
     }
 }

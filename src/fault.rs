@@ -78,7 +78,8 @@ impl FromStr for FailAt {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let phases = Phase::ALL.map(|(_, n)| n).join("|");
-        let usage = || format!("expected RANK:PHASE[:STEP] with PHASE one of {phases}, e.g. 2:allreduce:5");
+        let usage =
+            || format!("expected RANK:PHASE[:STEP] with PHASE one of {phases}, e.g. 2:allreduce:5");
         let parts: Vec<&str> = text.split(':').collect();
         if !(2..=3).contains(&parts.len()) {
             return Err(usage());
@@ -158,10 +159,24 @@ mod tests {
         for text in ["0:startup", "3:allreduce:5", "2:compute:1", "1:write"] {
             assert_eq!(text.parse::<FailAt>().unwrap().to_string(), text);
         }
-        for bad in ["", "1", "x:compute", "1:nowhere", "1:compute:0", "1:compute:x", "1:2:3:4"] {
-            assert!(bad.parse::<FailAt>().unwrap_err().contains("RANK:PHASE"), "{bad}");
+        for bad in [
+            "",
+            "1",
+            "x:compute",
+            "1:nowhere",
+            "1:compute:0",
+            "1:compute:x",
+            "1:2:3:4",
+        ] {
+            assert!(
+                bad.parse::<FailAt>().unwrap_err().contains("RANK:PHASE"),
+                "{bad}"
+            );
         }
-        assert!("1:data:3".parse::<FailAt>().unwrap_err().contains("happens once"));
+        assert!("1:data:3"
+            .parse::<FailAt>()
+            .unwrap_err()
+            .contains("happens once"));
     }
 
     #[test]

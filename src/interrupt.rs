@@ -40,7 +40,11 @@ impl Signals {
         let caught = Arc::new(AtomicBool::new(false));
         for (signal, bit) in [(SIGINT, SIGINT_BIT), (SIGTERM, SIGTERM_BIT)] {
             // Order matters: the exit is armed by the first signal, taken on the second.
-            signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&caught))?;
+            signal_hook::flag::register_conditional_shutdown(
+                signal,
+                128 + signal,
+                Arc::clone(&caught),
+            )?;
             signal_hook::flag::register(signal, Arc::clone(&caught))?;
             register_bit(signal, bit, &bits)?;
         }

@@ -8,8 +8,8 @@
 extern crate blas_src;
 
 mod bench;
-mod checkpoint;
 mod blas;
+mod checkpoint;
 mod comm;
 mod config;
 mod convert;

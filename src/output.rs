@@ -100,8 +100,13 @@ pub fn check_destination(option: &str, path: &Path, force: bool) -> anyhow::Resu
     fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))?;
     let probe = temporary_path(path);
-    fs::File::create(&probe)
-        .with_context(|| format!("{option} {}: cannot write into {}", path.display(), dir.display()))?;
+    fs::File::create(&probe).with_context(|| {
+        format!(
+            "{option} {}: cannot write into {}",
+            path.display(),
+            dir.display()
+        )
+    })?;
     fs::remove_file(&probe).ok();
     Ok(())
 }
@@ -304,7 +309,11 @@ fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()>
         scalar_attr(&summary, name, &value)?;
     }
     scalar_attr(&summary, "steps", &(m.steps as u64))?;
-    scalar_attr(&summary, "interrupted", &u8::from(m.interrupted_by.is_some()))?;
+    scalar_attr(
+        &summary,
+        "interrupted",
+        &u8::from(m.interrupted_by.is_some()),
+    )?;
     text_attr(&summary, "interrupted_by", m.interrupted_by.unwrap_or(""))?;
     scalar_attr(
         &summary,
@@ -323,7 +332,10 @@ fn write_run<F: Real>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()>
 }
 
 /// The resolved options as attributes of `location`.
-pub fn write_settings(location: &Location, settings: &[(&'static str, Setting)]) -> hdf5::Result<()> {
+pub fn write_settings(
+    location: &Location,
+    settings: &[(&'static str, Setting)],
+) -> hdf5::Result<()> {
     for (name, value) in settings {
         match value {
             Setting::Text(s) => text_attr(location, name, s)?,

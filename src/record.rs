@@ -54,7 +54,12 @@ impl StepRecord {
     /// The columns by name (the names of [`GatheredSteps`]), to restore a resumed run's
     /// history: floats, then counts.
     #[allow(clippy::type_complexity)]
-    pub fn columns_mut(&mut self) -> ([(&'static str, &mut [f64]); 5], [(&'static str, &mut [u64]); 2]) {
+    pub fn columns_mut(
+        &mut self,
+    ) -> (
+        [(&'static str, &mut [f64]); 5],
+        [(&'static str, &mut [u64]); 2],
+    ) {
         (
             [
                 ("compute", &mut self.compute),

@@ -26,21 +26,21 @@ use anyhow::Context;
 
 use crate::checkpoint::{self, TrainingState};
 use crate::comm::{Allreduce, Comm, Traffic};
-use crate::fault::Phase;
-use crate::interrupt::{signal_of, Signals, Vote, CHECKPOINT_BIT};
-use crate::watchdog::{Activity, Progress, Watchdog};
 use crate::config::Config;
 use crate::data::partition::BatchPlan;
 use crate::data::standardize::Standardizer;
 use crate::data::{DataShape, Dataset, Source};
 use crate::errors::{usage, ReportedElsewhere};
+use crate::fault::Phase;
 use crate::info_root;
+use crate::interrupt::{signal_of, Signals, Vote, CHECKPOINT_BIT};
 use crate::model::{self, BatchStats, Model};
 use crate::optim::{Sgd, SgdSettings};
 use crate::output::{self, EpochMetrics, History, RunReport, Summary};
 use crate::provenance::Provenance;
 use crate::real::Real;
 use crate::record::{gather_columns, PhaseSeconds, StepRecord};
+use crate::watchdog::{Activity, Progress, Watchdog};
 
 /// What happened before training: measured in `main`, recorded in the run file.
 pub struct Startup {
@@ -116,7 +116,12 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
         let total = trainer.record.step.len();
         let state = checkpoint::read(path, comm.rank(), &settings, hash, total);
         trainer.restore(comm.agree(state)?);
-        info_root!(comm, "resumed from {} at step {}", path.display(), trainer.next_step + 1);
+        info_root!(
+            comm,
+            "resumed from {} at step {}",
+            path.display(),
+            trainer.next_step + 1
+        );
     }
     let timer_overhead_s = 8.0 * timer_cost();
 
@@ -151,7 +156,11 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
     if let Some((signal, name)) = interrupted {
         if comm.is_root() {
             let saved = match &config.checkpoint {
-                Some(path) => format!("checkpoint {}; continue with --resume {}", path.display(), path.display()),
+                Some(path) => format!(
+                    "checkpoint {}; continue with --resume {}",
+                    path.display(),
+                    path.display()
+                ),
                 None => "no checkpoint (give --out or --checkpoint to keep one)".to_string(),
             };
             eprintln!(
@@ -381,7 +390,11 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// A failure inside a step, where the other ranks already wait in (or soon enter) the
     /// allreduce: nothing can be agreed any more, so the whole job ends with MPI_Abort.
     fn fail_if_planned(&self, phase: Phase, step: usize) {
-        if let Err(error) = self.config.faults.check(self.comm.rank(), phase, Some(step)) {
+        if let Err(error) = self
+            .config
+            .faults
+            .check(self.comm.rank(), phase, Some(step))
+        {
             self.comm.abort(&error);
         }
     }
@@ -500,7 +513,9 @@ impl<'a, F: Real> Trainer<'a, F> {
         self.epochs.test_loss.push(tested.mean_loss());
         self.epochs.test_accuracy.push(tested.accuracy());
         let spe = self.plan.steps_per_epoch();
-        let steps_s: f64 = self.record.step[epoch * spe..(epoch + 1) * spe].iter().sum();
+        let steps_s: f64 = self.record.step[epoch * spe..(epoch + 1) * spe]
+            .iter()
+            .sum();
         let seconds = steps_s + (eval_end - eval_begin);
         info_root!(
             self.comm,

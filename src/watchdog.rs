@@ -217,9 +217,12 @@ impl Watch {
         let lower_waiting = replies[..self.rank].iter().flatten().any(|r| r[2] == 1);
         if lower_waiting && Duration::from_millis(mine[3]) < 2 * self.timeout {
             return; // the lower rank reports; asked again at the next poll
-
         }
-        eprintln!("mpi-sgd: error on rank {}: {}", self.rank, self.describe(mine, &replies));
+        eprintln!(
+            "mpi-sgd: error on rank {}: {}",
+            self.rank,
+            self.describe(mine, &replies)
+        );
         // SAFETY: MPI_THREAD_MULTIPLE; MPI_Abort never returns.
         unsafe { ffi::MPI_Abort(ffi::RSMPI_COMM_WORLD, 1) };
     }
@@ -230,10 +233,14 @@ impl Watch {
         let mut missing = Vec::new();
         for (rank, reply) in replies.iter().enumerate().filter(|&(r, _)| r != self.rank) {
             match reply {
-                None => missing.push(format!("rank {rank} (no answer: stopped, or its node is gone)")),
-                Some([s, a, waiting, _]) if *waiting == 0 || *s < step => {
-                    missing.push(format!("rank {rank} (in {} of step {})", activity(*a), s + 1))
-                }
+                None => missing.push(format!(
+                    "rank {rank} (no answer: stopped, or its node is gone)"
+                )),
+                Some([s, a, waiting, _]) if *waiting == 0 || *s < step => missing.push(format!(
+                    "rank {rank} (in {} of step {})",
+                    activity(*a),
+                    s + 1
+                )),
                 Some(_) => {}
             }
         }
@@ -255,7 +262,13 @@ impl Watch {
         let mut status = std::mem::MaybeUninit::<ffi::MPI_Status>::uninit();
         // SAFETY: valid communicator and out-pointers; MPI_THREAD_MULTIPLE.
         unsafe {
-            ffi::MPI_Iprobe(ffi::RSMPI_ANY_SOURCE, tag, self.comm.0, &mut flag, status.as_mut_ptr());
+            ffi::MPI_Iprobe(
+                ffi::RSMPI_ANY_SOURCE,
+                tag,
+                self.comm.0,
+                &mut flag,
+                status.as_mut_ptr(),
+            );
             (flag != 0).then(|| status.assume_init().MPI_SOURCE)
         }
     }

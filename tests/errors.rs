@@ -33,6 +33,30 @@ fn bad_options_fail_before_any_work_with_exit_code_2() {
             vec!["train", "--model", "softmax", "--classes", "1"],
             "--classes",
         ),
+        (vec!["train", "--lr", "nan"], "--lr"),
+        (vec!["train", "--lr", "inf"], "--lr"),
+        (vec!["train", "--allreduce", "butterfly"], "butterfly"),
+        (vec!["train", "--batch", "0"], "--batch"),
+        (vec!["train", "--features", "-3"], "--features"),
+        (vec!["train", "--epochs", "0"], "--epochs"),
+        (
+            vec!["train", "--samples", "10", "--batch", "20"],
+            "--batch (20)",
+        ),
+        (vec!["train", "--stall-timeout", "-1"], "--stall-timeout"),
+        (
+            vec!["train", "--checkpoint-every", "5"],
+            "--checkpoint PATH or --out",
+        ),
+        (
+            vec!["train", "--checkpoint-every", "0", "--out", "x.h5"],
+            "--checkpoint-every",
+        ),
+        (vec!["train", "--fail-at", "1:nowhere"], "RANK:PHASE"),
+        (
+            vec!["train", "--resume", "/nonexistent/ckpt.h5"],
+            "no such file",
+        ),
     ] {
         for output in [singleton(&args), mpirun(3, &args)] {
             assert_eq!(

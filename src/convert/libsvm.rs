@@ -198,3 +198,20 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fuzz_lines_parse_into_increasing_indices_or_an_error(line in "\\PC{0,80}|[0-9 :+\\-.]{0,80}") {
+            let mut row = SparseRow { label: 0, entries: Vec::new() };
+            if let Ok(true) = parse_line(&line, &mut row) {
+                prop_assert!(row.entries.windows(2).all(|w| w[0].0 < w[1].0));
+                prop_assert!(row.entries.iter().all(|&(_, v)| v.is_finite()));
+            }
+        }
+    }
+}

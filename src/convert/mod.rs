@@ -419,3 +419,64 @@ fn scratch_path(output: &Path) -> PathBuf {
     name.push(format!(".{}.rows", std::process::id()));
     PathBuf::from(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    /// `mpi-sgd convert` options parsed as on the command line.
+    fn args(line: &[&str]) -> ConvertArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ConvertArgs,
+        }
+        Wrapper::parse_from(std::iter::once("convert").chain(line.iter().copied())).args
+    }
+
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mpi-sgd-fuzz-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Any text in, an error or a file out, never a panic; after an error nothing is left.
+    fn converts_or_refuses(text: &[u8], name: &str, extra: &[&str]) {
+        let dir = scratch();
+        let (input, output) = (dir.join(name), dir.join(format!("{name}.h5")));
+        fs::write(&input, text).unwrap();
+        fs::remove_file(&output).ok();
+        let mut line = vec![input.to_str().unwrap(), output.to_str().unwrap(), "--force"];
+        line.extend(extra);
+        if run(&args(&line)).is_err() {
+            assert!(!output.exists());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fuzz_csv_never_panics(text in "[0-9a-z,.;\"\\-+e \n\r]{0,200}", shuffle in any::<bool>()) {
+            let extra: &[&str] = if shuffle { &["--shuffle", "--test-fraction", "0.3"] } else { &[] };
+            converts_or_refuses(text.as_bytes(), "fuzz.csv", extra);
+        }
+
+        #[test]
+        fn fuzz_csv_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            converts_or_refuses(&bytes, "bytes.csv", &["--no-header"]);
+        }
+
+        #[test]
+        fn fuzz_libsvm_never_panics(text in "[0-9: +\\-.e#qidnaf\n]{0,200}") {
+            converts_or_refuses(text.as_bytes(), "fuzz.svm", &[]);
+        }
+
+        #[test]
+        fn fuzz_labels_parse_or_refuse(text in "\\PC{0,30}") {
+            if let Some(label) = parse_label(&text) {
+                prop_assert!(text.trim().parse::<f64>().is_ok_and(|v| v == label as f64));
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part of this module
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_mpi-sgd");
@@ -19,6 +19,11 @@ pub fn mpirun(ranks: usize, args: &[&str]) -> Output {
 
 /// `mpirun -n k1 mpi-sgd args1... : -n k2 mpi-sgd args2...` (MPMD: ranks with other options).
 pub fn mpirun_mpmd(parts: &[(usize, &[&str])]) -> Output {
+    run_with_limit(mpirun_command(parts))
+}
+
+/// The `mpirun` command of [`mpirun_mpmd`], not started.
+pub fn mpirun_command(parts: &[(usize, &[&str])]) -> Command {
     let mut command = Command::new("mpirun");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if parts.iter().map(|(ranks, _)| ranks).sum::<usize>() > cores {
@@ -39,7 +44,7 @@ pub fn mpirun_mpmd(parts: &[(usize, &[&str])]) -> Output {
             .arg(BINARY)
             .args(*args);
     }
-    run_with_limit(command)
+    command
 }
 
 /// The binary alone, without a launcher (MPI singleton).
@@ -49,17 +54,30 @@ pub fn singleton(args: &[&str]) -> Output {
     run_with_limit(command)
 }
 
-fn run_with_limit(mut command: Command) -> Output {
-    let mut child = command
+fn run_with_limit(command: Command) -> Output {
+    wait_with_limit(spawn(command), TIME_LIMIT)
+}
+
+/// Starts `command` with its output captured.
+pub fn spawn(mut command: Command) -> Child {
+    command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("mpirun is installed (make deps)");
+        .expect("mpirun is installed (make deps)")
+}
+
+/// Waits for `child`; fails the test (a hang) if it runs longer than `limit`.
+pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
     let begin = Instant::now();
     while child.try_wait().expect("child status").is_none() {
-        if begin.elapsed() > TIME_LIMIT {
+        if begin.elapsed() > limit {
             child.kill().ok();
-            panic!("{command:?} still running after {TIME_LIMIT:?}: a hang");
+            let output = child.wait_with_output().expect("child output");
+            panic!(
+                "still running after {limit:?}: a hang\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
