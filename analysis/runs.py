@@ -105,18 +105,28 @@ class Study:
         return dict(sorted(groups.items()))
 
 
+def _interrupted(path):
+    """Whether a run file was written by a run that a signal stopped before its last step."""
+    with h5py.File(path, "r") as f:
+        return bool(f["summary"].attrs.get("interrupted", 0))
+
+
 def load_study(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise StudyError(f"{folder}: no such folder; give the folder that holds the study's .h5 files")
-    runs, sweeps = [], []
+    runs, sweeps, skipped = [], [], []
     for path in sorted(folder.rglob("*.h5")):
+        if path.name.endswith(".ckpt.h5"):
+            continue  # checkpoints of a run, not runs
         try:
             with h5py.File(path, "r") as f:
                 fmt = _text(f.attrs.get("format", ""))
         except OSError as e:
             raise StudyError(f"{path}: not a readable HDF5 file ({e}); remove it from the study folder")
-        if fmt == RUN_FORMAT:
+        if fmt == RUN_FORMAT and _interrupted(path):
+            skipped.append(path.name)
+        elif fmt == RUN_FORMAT:
             runs.append(read_run(path))
         elif fmt == BENCH_FORMAT:
             sweeps.append(read_sweep(path))
@@ -124,7 +134,7 @@ def load_study(folder):
             raise StudyError(f"{path}: format {fmt!r} is not {RUN_FORMAT} or {BENCH_FORMAT}; remove it from the study folder")
     if not runs and not sweeps:
         raise StudyError(f"{folder}: no run files (.h5) in it; run `make strong`, `make weak` or `make allreduce-sweep` first")
-    warnings = []
+    warnings = [f"skipped {len(skipped)} interrupted run(s) (a signal stopped them early): {', '.join(skipped)}"] if skipped else []
     if runs:
         check_one_configuration(runs)
         kind = "weak" if runs[0].config.get("samples_per_rank", 0) else "strong"

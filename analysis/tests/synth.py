@@ -6,7 +6,7 @@ from analysis import commmodel
 
 
 def write_run(path, ranks, wall_s, steps=20, config=None, compute_per_rank=None, allreduce=0.001,
-              samples_per_rank=0, accuracy=0.99):
+              samples_per_rank=0, accuracy=0.99, interrupted=False):
     """A run file of `ranks` ranks taking `wall_s`; rank r computes compute_per_rank[r] seconds
     per step (default equal shares of 0.01 s)."""
     if compute_per_rank is None:
@@ -34,6 +34,7 @@ def write_run(path, ranks, wall_s, steps=20, config=None, compute_per_rank=None,
         s = f.create_group("summary")
         s.attrs["wall_s"], s.attrs["steps"] = float(wall_s), steps
         s.attrs["loss"], s.attrs["test_accuracy"] = 0.1, accuracy
+        s.attrs["interrupted"] = np.uint8(interrupted)
 
 
 def write_sweep(path, ranks, coef, algorithms=commmodel.ALGORITHMS, sizes=None, iterations=3):

@@ -42,6 +42,16 @@ def test_missing_repeats_are_reported_and_the_report_still_made(tmp_path, capsys
     assert "Warning: unequal repeats" in (tmp_path / "report.md").read_text()
 
 
+def test_interrupted_runs_and_checkpoints_are_left_out_with_a_warning(tmp_path):
+    write_run(tmp_path / "p1.h5", 1, 1.0)
+    write_run(tmp_path / "p2.h5", 2, 0.55)
+    write_run(tmp_path / "p4.h5", 4, 0.1, interrupted=True)
+    write_run(tmp_path / "p2.ckpt.h5", 2, 0.3)
+    study = load_study(tmp_path)
+    assert sorted(r.ranks for r in study.runs) == [1, 2]
+    assert any("skipped 1 interrupted run(s)" in w and "p4.h5" in w for w in study.warnings)
+
+
 def test_empty_and_foreign_folders(tmp_path):
     with pytest.raises(StudyError, match="no run files"):
         load_study(tmp_path)
