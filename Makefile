@@ -23,7 +23,7 @@ VENV     := .venv
 DEB_PACKAGES := build-essential pkg-config libclang-dev libopenmpi-dev openmpi-bin \
                 libhdf5-dev hdf5-tools libopenblas-dev python3-venv slurm-wlm munge
 
-.PHONY: all deps build run test test-slurm lint bench clean strong weak allreduce-sweep analyze venv
+.PHONY: all deps build run test test-slurm lint bench fuzz clean strong weak allreduce-sweep analyze venv
 
 all: build
 
@@ -106,9 +106,15 @@ lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
 
-bench: build
+bench: build venv
 	bash bench/run.sh
 	bash bench/allreduce.sh
+	bash bench/data.sh
+
+# The property tests of the text parsers (CSV, LIBSVM, option lists) with many more cases
+# than `make test` runs (256 each).
+fuzz: deps
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} cargo test --release --bin mpi-sgd fuzz_
 
 clean:
 	cargo clean

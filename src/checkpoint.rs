@@ -109,7 +109,7 @@ pub fn read<F: Real>(
     }
     let file = hdf5::File::open(path)
         .ok()
-        .filter(|f| text(f, "format").is_ok_and(|t| t == FORMAT))
+        .filter(|f| output::read_text_attr(f, "format").is_ok_and(|t| t == FORMAT))
         .ok_or_else(|| usage(format!("--resume {shown}: not a checkpoint of mpi-sgd")))?;
     if file.attr("hash")?.read_scalar::<u64>()? != hash {
         let differ: Vec<String> = settings
@@ -196,20 +196,10 @@ fn column_of<T: hdf5::H5Type + Clone>(
         .to_vec())
 }
 
-fn text(location: &hdf5::Location, name: &str) -> hdf5::Result<String> {
-    Ok(location
-        .attr(name)?
-        .read_scalar::<VarLenUnicode>()?
-        .as_str()
-        .to_string())
-}
-
 /// A stored setting, printed as the current one of the same kind would be.
 fn stored_setting(attr: &hdf5::Attribute, like: &Setting) -> String {
     match like {
-        Setting::Text(_) => attr
-            .read_scalar::<VarLenUnicode>()
-            .map(|v| v.as_str().to_string()),
+        Setting::Text(_) => attr.read_scalar::<VarLenUnicode>().map(|v| v.to_string()),
         Setting::Int(_) => attr.read_scalar::<u64>().map(|v| v.to_string()),
         Setting::Float(_) => attr.read_scalar::<f64>().map(|v| v.to_string()),
     }

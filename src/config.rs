@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a model with synchronous data-parallel SGD (run under mpirun or srun).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Measure and check the allreduce algorithms over a sweep of message sizes (OSU style).
     BenchAllreduce(crate::bench::BenchArgs),
     /// Convert a CSV or LIBSVM text file into an HDF5 data file for `train --data`.
@@ -477,7 +477,7 @@ impl Config {
                 .then(|| std::time::Duration::from_secs_f64(args.stall_timeout)),
             faults: Faults {
                 plan: args.fail_at,
-                mode: Some(args.fail_mode),
+                mode: args.fail_mode,
             },
         })
     }
@@ -553,7 +553,7 @@ mod tests {
         let argv = std::iter::once("mpi-sgd train").chain(line.split_whitespace());
         let argv: Vec<&str> = argv.flat_map(|a| a.split(' ')).collect();
         match Cli::try_parse_from(argv)?.command {
-            Command::Train(args) => Config::from_args(args),
+            Command::Train(args) => Config::from_args(*args),
             other => panic!("parsed as {other:?}"),
         }
     }

@@ -55,9 +55,10 @@ impl Phase {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum FailMode {
     /// Return an error (the usual path of any runtime failure).
+    #[default]
     Error,
     /// Panic (the path of a bug).
     Panic,
@@ -118,7 +119,7 @@ impl fmt::Display for FailAt {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Faults {
     pub plan: Option<FailAt>,
-    pub mode: Option<FailMode>,
+    pub mode: FailMode,
 }
 
 impl Faults {
@@ -140,7 +141,7 @@ impl Faults {
             Some(s) => format!("{} of step {}", phase.name(), s + 1),
             None => phase.name().to_string(),
         };
-        match self.mode.unwrap_or(FailMode::Error) {
+        match self.mode {
             FailMode::Error => anyhow::bail!("injected fault (--fail-at {plan}) in {at}"),
             FailMode::Panic => panic!("injected panic (--fail-at {plan}) in {at}"),
             FailMode::Hang => loop {
@@ -183,7 +184,7 @@ mod tests {
     fn only_the_planned_rank_phase_and_step_fail() {
         let faults = Faults {
             plan: Some("1:update:3".parse().unwrap()),
-            mode: None,
+            mode: FailMode::Error,
         };
         assert!(faults.check(1, Phase::Update, Some(1)).is_ok());
         assert!(faults.check(0, Phase::Update, Some(2)).is_ok());

@@ -159,7 +159,8 @@ pub fn predict<F: Real>(args: &PredictArgs, comm: &Comm) -> anyhow::Result<()> {
         .into_iter()
         .map(|p| crate::model::stable::argmax(p.as_slice().expect("contiguous row")) as u32)
         .collect();
-    let temporary = output::temporary_path_of(&args.out, comm.from_root(std::process::id()));
+    let temporary =
+        output::temporary_path_of(&args.out, comm.broadcast_from_root(std::process::id()));
     let written = write_predictions(comm, &temporary, args, &part, &labels, &probabilities);
     if written.is_err() && comm.is_root() {
         std::fs::remove_file(&temporary).ok();

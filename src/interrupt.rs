@@ -1,9 +1,10 @@
 //! Stopping at the same step on every rank: SIGTERM or SIGINT on any rank (Slurm's time limit,
 //! scancel, Ctrl-C) and rank 0's `--checkpoint-seconds` clock become bits of one integer, OR-ed
-//! across ranks with a nonblocking allreduce that is started after step t and completed after
-//! step t+1. It overlaps a whole step, so it adds no latency to the loop (two MPI calls and
-//! 4 bytes a step); every rank sees the same bits after the same step, so they stop, or
-//! checkpoint, together. A second signal ends the process at once.
+//! across ranks with a nonblocking allreduce that is started at one vote and completed at the
+//! next (the trainer votes every few steps). It overlaps the steps between, so it adds no
+//! latency to the loop, only two MPI calls and 4 bytes per vote; every rank sees the same bits
+//! after the same step, so they stop, or checkpoint, together. A second signal ends the process
+//! at once.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Train(args) => {
-            let config = match Config::from_args(args) {
+            let config = match Config::from_args(*args) {
                 Ok(config) => config,
                 Err(error) => {
                     let code = exit_code(&error);

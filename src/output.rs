@@ -381,6 +381,15 @@ pub fn unicode(text: &str) -> VarLenUnicode {
         .expect("string without NUL bytes")
 }
 
+/// A text attribute written by [`text_attr`].
+pub fn read_text_attr(location: &Location, name: &str) -> hdf5::Result<String> {
+    Ok(location
+        .attr(name)?
+        .read_scalar::<VarLenUnicode>()?
+        .as_str()
+        .to_string())
+}
+
 pub fn text_attr(location: &Location, name: &str, value: &str) -> hdf5::Result<()> {
     location
         .new_attr::<VarLenUnicode>()

@@ -4,13 +4,11 @@
 
 use std::path::Path;
 
-use hdf5::types::VarLenUnicode;
-
 use crate::config::{Dtype, ModelKind};
 use crate::data::standardize::Standardizer;
 use crate::errors::usage;
 use crate::model::{self, Model};
-use crate::output::FORMAT;
+use crate::output::{read_text_attr, FORMAT};
 use crate::real::Real;
 
 pub struct SavedModel<F> {
@@ -33,7 +31,7 @@ fn open_run_file(path: &Path) -> anyhow::Result<hdf5::File> {
         return Err(usage(format!("--model {shown}: no such file")));
     }
     let file = hdf5::File::open(path).map_err(|_| not_run_file())?;
-    let format = text_attr(&file, "format").map_err(|_| not_run_file())?;
+    let format = read_text_attr(&file, "format").map_err(|_| not_run_file())?;
     if format != FORMAT || !file.link_exists("model/params") {
         return Err(not_run_file());
     }
@@ -44,7 +42,7 @@ fn open_run_file(path: &Path) -> anyhow::Result<hdf5::File> {
 pub fn stored_dtype(path: &Path) -> anyhow::Result<Dtype> {
     let file = open_run_file(path)?;
     let params = file.dataset("model/params")?;
-    Ok(match text_attr(&params, "dtype")?.as_str() {
+    Ok(match read_text_attr(&params, "dtype")?.as_str() {
         "f32" => Dtype::F32,
         _ => Dtype::F64,
     })
@@ -54,7 +52,7 @@ impl<F: Real> SavedModel<F> {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let file = open_run_file(path)?;
         let config = file.group("config")?;
-        let kind = match text_attr(&config, "model")?.as_str() {
+        let kind = match read_text_attr(&config, "model")?.as_str() {
             "logistic" => ModelKind::Logistic,
             "softmax" => ModelKind::Softmax,
             _ => ModelKind::Mlp,
@@ -63,7 +61,7 @@ impl<F: Real> SavedModel<F> {
             Ok(config.attr(name)?.read_scalar::<u64>()? as usize)
         };
         let mut widths = vec![count("features")?];
-        for width in text_attr(&config, "hidden")?
+        for width in read_text_attr(&config, "hidden")?
             .split(',')
             .filter(|w| !w.is_empty())
         {
@@ -106,12 +104,4 @@ impl<F: Real> SavedModel<F> {
     pub fn model(&self, max_rows: usize) -> Box<dyn Model<F>> {
         model::build(self.kind, &self.widths, max_rows)
     }
-}
-
-fn text_attr(location: &hdf5::Location, name: &str) -> anyhow::Result<String> {
-    Ok(location
-        .attr(name)?
-        .read_scalar::<VarLenUnicode>()?
-        .as_str()
-        .to_string())
 }

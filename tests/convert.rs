@@ -44,7 +44,7 @@ fn write_csv(path: &Path, rows: usize) -> (Array2<f64>, Vec<i64>) {
     let mut x = Array2::from_shape_simple_fn((rows, 3), || rng.random::<f64>() * 2e3 - 1e3);
     x[[0, 0]] = 1e-300;
     x[[1, 1]] = -0.0;
-    x[[2, 2]] = 123456789.123456789;
+    x[[2, 2]] = 123_456_789.123_456_78;
     let labels: Vec<i64> = (0..rows).map(|i| [3, 7, 9][i % 3]).collect();
     let mut text = String::from("a,b,target,c\n");
     for (row, label) in x.rows().into_iter().zip(&labels) {

@@ -165,7 +165,8 @@ fn bad_data_files_are_refused_with_one_line_and_no_run_file() {
     let y6 = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
     let mut nan = x6.clone();
     nan[9] = f64::NAN;
-    let cases: Vec<(&str, Vec<(&str, &[usize], &[f64])>, &str)> = vec![
+    type Sets<'a> = Vec<(&'a str, &'a [usize], &'a [f64])>;
+    let cases: Vec<(&str, Sets, &str)> = vec![
         ("no-y.h5", vec![("X", &[6, 2], &x6)], "no dataset y"),
         (
             "flat-x.h5",

@@ -79,4 +79,28 @@ done
 grep -q "launch: srun --mpi=pmix --ntasks=4" "$dir/job.out" || fail "the 4-rank run was not launched with srun --mpi=pmix: $(cat "$dir/job.out")"
 grep -q "ranks=4 " "$dir/job.out" || fail "no summary line of the 4-rank run: $(cat "$dir/job.out")"
 echo "slurm test: job $job ran jobs/strong.sbatch on 1, 2, 4 ranks under srun --mpi=pmix"
-echo "slurm: 1 passed, 0 failed"
+
+# jobs/train.sbatch: SIGTERM to the batch script (what --signal=B:TERM@60 sends before the time
+# limit) -> the ranks checkpoint and stop -> the job requeues itself -> it resumes and finishes.
+out="$dir/long.h5"
+job=$(sbatch --parsable --ntasks=2 --output="$dir/train.out" \
+  --export=ALL,OUT="$out",CHECKPOINT_SECONDS=1,ARGS="--model mlp --hidden 64 --samples 40000 --batch 500 --epochs 60 --stall-timeout 60" \
+  jobs/train.sbatch) || fail "sbatch refused the train job"
+for _ in $(seq 120); do [ -s "${out%.h5}.ckpt.h5" ] && break; sleep 0.5; done
+[ -s "${out%.h5}.ckpt.h5" ] || fail "no checkpoint appeared: $(cat "$dir/train.out")"
+scancel --signal=TERM --batch "$job" || fail "scancel --signal=TERM --batch refused"
+for _ in $(seq 300); do
+  [ -z "$(squeue -h -j "$job" 2>/dev/null)" ] && break
+  sleep 1
+done
+[ -z "$(squeue -h -j "$job" 2>/dev/null)" ] || fail "train job $job still queued or running after 300 s: $(cat "$dir/train.out")"
+grep -q "interrupted by SIGTERM" "$dir/train.out" || fail "the ranks did not stop on SIGTERM: $(cat "$dir/train.out")"
+grep -q "requeueing job $job" "$dir/train.out" || fail "the job did not requeue itself: $(cat "$dir/train.out")"
+grep -q "continuing from" "$dir/train.out" || fail "the requeued job did not resume: $(cat "$dir/train.out")"
+restarts=$(h5dump -d /restarts/step "$out" | sed -n 's/.*(0): \([0-9]*\).*/\1/p')
+interrupted=$(h5dump -a /summary/interrupted "$out" | sed -n 's/.*(0): \([0-9]*\).*/\1/p')
+steps=$(h5dump -a /summary/steps "$out" | sed -n 's/.*(0): \([0-9]*\).*/\1/p')
+[ -n "$restarts" ] && [ "$interrupted" = 0 ] && [ "$steps" = 4800 ] \
+  || fail "the resumed run file: restarts '$restarts', interrupted '$interrupted', steps '$steps' (want a restart, 0, 4800)"
+echo "slurm test: job $job stopped on SIGTERM at a checkpoint, requeued itself, resumed at step $restarts and finished"
+echo "slurm: 2 passed, 0 failed"

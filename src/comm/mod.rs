@@ -178,7 +178,7 @@ impl Comm {
     }
 
     /// Collective: rank 0's `value`, on every rank.
-    pub fn from_root<T: Equivalence + Copy>(&self, value: T) -> T {
+    pub fn broadcast_from_root<T: Equivalence + Copy>(&self, value: T) -> T {
         let mut value = value;
         self.world.process_at_rank(0).broadcast_into(&mut value);
         value

@@ -394,10 +394,6 @@ mod tests {
     use crate::data::partition::BatchPlan;
 
     /// A file whose row i is [i, -i] (stored as f32) with label i % 3.
-    fn write_file(path: &Path, rows: usize, test_rows: usize) {
-        write_file_as(path, rows, test_rows, false);
-    }
-
     /// With `chunked`, X is stored in chunks of 7 rows (the layout `convert` writes).
     fn write_file_as(path: &Path, rows: usize, test_rows: usize, chunked: bool) {
         let file = hdf5::File::create(path).unwrap();
