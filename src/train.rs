@@ -127,7 +127,8 @@ pub fn run<F: Real>(config: &Config, comm: &Comm, startup: Startup) -> anyhow::R
 
     comm.barrier();
     let begin = mpi::time();
-    let interrupted = trainer.train()?;
+    // Errors of training are alike on every rank (divergence, checkpoints): agreed, printed once.
+    let interrupted = comm.agree(trainer.train())?;
     let wall_s = trainer.elapsed_before + comm.max(&[mpi::time() - begin])[0];
     drop(watchdog);
 
