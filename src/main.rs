@@ -164,6 +164,9 @@ fn report(outcome: anyhow::Result<()>, comm: &Comm) -> ExitCode {
     } else if !error.is::<ReportedElsewhere>() {
         eprintln!("mpi-sgd: error on rank {}: {error:#}", comm.rank());
     }
+    // Errors that reach here are agreed: every rank is here. Leave together, after the message
+    // is out: a rank that exited first could make the launcher kill the one printing it.
+    comm.barrier_within(std::time::Duration::from_secs(10));
     ExitCode::from(exit_code(&error))
 }
 

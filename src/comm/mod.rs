@@ -177,6 +177,23 @@ impl Comm {
         unreachable!("MPI_Abort returned")
     }
 
+    /// Collective: waits until every rank has arrived, or `limit` has passed (a rank that
+    /// will never arrive must not keep the others). Returns whether all arrived.
+    pub fn barrier_within(&self, limit: std::time::Duration) -> bool {
+        let begin = std::time::Instant::now();
+        // SAFETY: MPI is initialised; the request is completed below or abandoned at exit.
+        unsafe {
+            let mut request = mpi::ffi::RSMPI_REQUEST_NULL;
+            mpi::ffi::MPI_Ibarrier(mpi::ffi::RSMPI_COMM_WORLD, &mut request);
+            let mut done = 0;
+            while done == 0 && begin.elapsed() < limit {
+                mpi::ffi::MPI_Test(&mut request, &mut done, mpi::ffi::RSMPI_STATUS_IGNORE);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            done != 0
+        }
+    }
+
     /// Collective: rank 0's `value`, on every rank.
     pub fn broadcast_from_root<T: Equivalence + Copy>(&self, value: T) -> T {
         let mut value = value;
@@ -232,10 +249,12 @@ impl Comm {
     /// Collective: every rank brings its own outcome and all leave with the job's. If any rank
     /// failed, the lowest failing rank returns its error (for `main` to print) and every other
     /// rank returns [`ReportedElsewhere`] with the worst exit code, so the job stops cleanly,
-    /// printing one message, with no rank left waiting.
+    /// printing one message, with no rank left waiting. An outcome that was agreed already
+    /// keeps its reporter: a [`ReportedElsewhere`] does not make a rank the one to print.
     pub fn agree<T>(&self, local: anyhow::Result<T>) -> anyhow::Result<T> {
         let code = local.as_ref().err().map_or(0, exit_code);
-        let failing_rank = if code > 0 { self.rank as u64 } else { u64::MAX };
+        let reports = local.as_ref().is_err_and(|e| !e.is::<ReportedElsewhere>());
+        let failing_rank = if reports { self.rank as u64 } else { u64::MAX };
         let worst = self.max(&[code])[0];
         if worst == 0 {
             return local;
