@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_mpi-sgd");
@@ -22,9 +23,12 @@ pub fn mpirun_mpmd(parts: &[(usize, &[&str])]) -> Output {
     run_with_limit(mpirun_command(parts))
 }
 
-/// The `mpirun` command of [`mpirun_mpmd`], not started.
+/// The `mpirun` command of [`mpirun_mpmd`], not started. Each gets its own Open MPI session
+/// directory: the tests run many jobs at once, and Open MPI 4 jobs sharing the default one can
+/// remove it under each other (`orte_session_dir failed`).
 pub fn mpirun_command(parts: &[(usize, &[&str])]) -> Command {
     let mut command = Command::new("mpirun");
+    own_session_directory(&mut command);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if parts.iter().map(|(ranks, _)| ranks).sum::<usize>() > cores {
         command.arg("--oversubscribe");
@@ -47,9 +51,22 @@ pub fn mpirun_command(parts: &[(usize, &[&str])]) -> Command {
     command
 }
 
+/// Gives the Open MPI job of `command` a session directory of its own.
+fn own_session_directory(command: &mut Command) {
+    static JOBS: AtomicUsize = AtomicUsize::new(0);
+    let session = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "ompi-{}-{}",
+        std::process::id(),
+        JOBS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&session).expect("a session directory");
+    command.env("OMPI_MCA_orte_tmpdir_base", &session);
+}
+
 /// The binary alone, without a launcher (MPI singleton).
 pub fn singleton(args: &[&str]) -> Output {
     let mut command = Command::new(BINARY);
+    own_session_directory(&mut command);
     command.args(args);
     run_with_limit(command)
 }
