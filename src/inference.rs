@@ -102,6 +102,17 @@ fn open<F: Real>(input: &ModelInput, labels: Labels, comm: &Comm) -> anyhow::Res
 }
 
 impl<F: Real> Block<F> {
+    /// The start of the summary line: what was applied to which rows.
+    fn describe(&self, input: &ModelInput) -> String {
+        format!(
+            "model={} data={} split={} rows={}",
+            input.run_file.display(),
+            input.data.display(),
+            split_name(self.split),
+            self.total_rows
+        )
+    }
+
     fn scale(&self, x: &mut Array2<F>) {
         if let Some(scaling) = &self.model.scaling {
             scaling.apply(x);
@@ -121,8 +132,7 @@ pub fn evaluate<F: Real>(args: &EvaluateArgs, comm: &Comm) -> anyhow::Result<()>
     let probabilities = model.predict(params, data.x.view());
     let mut confusion = vec![0u64; classes * classes];
     for (p, &label) in probabilities.rows().into_iter().zip(&data.y) {
-        let predicted = crate::model::stable::argmax(p.as_slice().expect("contiguous row"));
-        confusion[label as usize * classes + predicted] += 1;
+        confusion[label as usize * classes + most_probable(p)] += 1;
     }
     let sums = comm.sum(&[stats.loss_sum, stats.correct, stats.rows]);
     let confusion = comm.sum(&confusion);
@@ -130,11 +140,8 @@ pub fn evaluate<F: Real>(args: &EvaluateArgs, comm: &Comm) -> anyhow::Result<()>
         println!("confusion matrix (rows: true class, columns: predicted class)");
         print!("{}", confusion_table(&confusion, classes));
         println!(
-            "model={} data={} split={} rows={} loss={:.6} accuracy={:.6}",
-            args.input.run_file.display(),
-            args.input.data.display(),
-            split_name(part.split),
-            part.total_rows,
+            "{} loss={:.6} accuracy={:.6}",
+            part.describe(&args.input),
             sums[0] / sums[2],
             sums[1] / sums[2]
         );
@@ -157,7 +164,7 @@ pub fn predict<F: Real>(args: &PredictArgs, comm: &Comm) -> anyhow::Result<()> {
     let labels: Vec<u32> = probabilities
         .rows()
         .into_iter()
-        .map(|p| crate::model::stable::argmax(p.as_slice().expect("contiguous row")) as u32)
+        .map(|p| most_probable(p) as u32)
         .collect();
     let temporary =
         output::temporary_path_of(&args.out, comm.broadcast_from_root(std::process::id()));
@@ -168,14 +175,7 @@ pub fn predict<F: Real>(args: &PredictArgs, comm: &Comm) -> anyhow::Result<()> {
     written?;
     info_root!(comm, "wrote {}", args.out.display());
     if comm.is_root() {
-        println!(
-            "model={} data={} split={} rows={} out={}",
-            args.input.run_file.display(),
-            args.input.data.display(),
-            split_name(part.split),
-            part.total_rows,
-            args.out.display()
-        );
+        println!("{} out={}", part.describe(&args.input), args.out.display());
     }
     Ok(())
 }
@@ -255,6 +255,11 @@ fn write_block<F: Real>(
         .write_slice(probabilities, s![rows.clone(), ..])?;
     file.close()?;
     Ok(())
+}
+
+/// The class with the highest probability in a row of probabilities.
+fn most_probable<F: Real>(row: ndarray::ArrayView1<F>) -> usize {
+    crate::model::stable::argmax(row.as_slice().expect("contiguous row"))
 }
 
 fn split_name(split: Split) -> &'static str {
