@@ -160,7 +160,14 @@ fn the_watchdog_names_the_rank_that_has_not_arrived() {
     );
 }
 
-/// A longer run for the signal tests: about 1280 steps of a small MLP on 3 ranks.
+/// Epochs of [`long_run`]: long enough (about 1.6 s of steps here, unloaded) that a signal
+/// sent after the first checkpoint reaches the ranks well before the last step, even with the
+/// other tests competing for the cores.
+const LONG_RUN_EPOCHS: usize = 64;
+/// Steps of [`long_run`]: 40000 rows in batches of 500 is 80 steps an epoch.
+const LONG_RUN_STEPS: usize = 80 * LONG_RUN_EPOCHS;
+
+/// A longer run for the signal tests: [`LONG_RUN_STEPS`] steps of a small MLP on 3 ranks.
 fn long_run(out: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "train",
@@ -174,8 +181,6 @@ fn long_run(out: &Path, extra: &[&str]) -> Vec<String> {
         "1000",
         "--batch",
         "500",
-        "--epochs",
-        "16",
         "--lr",
         "0.05",
         "--momentum",
@@ -185,6 +190,7 @@ fn long_run(out: &Path, extra: &[&str]) -> Vec<String> {
     .map(String::from)
     .to_vec();
     args.push(out.to_str().unwrap().to_string());
+    args.extend(["--epochs".to_string(), LONG_RUN_EPOCHS.to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
@@ -265,7 +271,7 @@ fn sigterm_stops_every_rank_with_a_checkpoint_and_resume_is_bit_identical() {
     assert_eq!(attr::<u8>(&part, "summary", "interrupted"), 1);
     let steps_done = attr::<u64>(&part, "summary", "steps");
     assert!(
-        steps_done > 0 && steps_done < 1280,
+        steps_done > 0 && steps_done < LONG_RUN_STEPS as u64,
         "stopped early: {steps_done}"
     );
     let timings: ndarray::Array2<f64> = hdf5::File::open(&part)
@@ -306,7 +312,7 @@ fn sigterm_stops_every_rank_with_a_checkpoint_and_resume_is_bit_identical() {
         .unwrap()
         .read_2d()
         .unwrap();
-    assert_eq!(history.dim(), (1280, 3), "the whole history");
+    assert_eq!(history.dim(), (LONG_RUN_STEPS, 3), "the whole history");
     assert!(history.iter().all(|&t| t > 0.0));
 }
 
