@@ -10,145 +10,60 @@
 //! bit-identical on every rank, and whether the bytes and messages sent equal the algorithm's
 //! cost formula. Every per-iteration latency goes to the HDF5 file.
 
-use std::path::PathBuf;
-
-use clap::Args;
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::comm::{AllreduceKind, Comm};
-use crate::config::Dtype;
-use crate::errors::{usage, ReportedElsewhere};
+use crate::comm::{self, Algorithm, Comm};
+use crate::errors::ReportedElsewhere;
+use crate::h5;
 use crate::info_root;
-use crate::output::{self, AlgorithmSweep, BenchReport};
-use crate::provenance::Provenance;
+use crate::provenance::{Provenance, Startup};
 use crate::real::Real;
 use crate::record::gather_columns;
-use crate::train::Startup;
-
-/// Options of `mpi-sgd bench-allreduce`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
-    /// Algorithms to measure, comma-separated.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "mpi,ring,tree,rd,rabenseifner,star"
-    )]
-    pub algorithms: Vec<AllreduceKind>,
-    /// Smallest message, bytes (the sweep doubles from here).
-    #[arg(long, default_value_t = 8, value_name = "BYTES")]
-    pub min_bytes: usize,
-    /// Largest message, bytes [default: 64 MiB].
-    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
-    pub max_bytes: usize,
-    /// Exact message sizes in bytes, comma-separated, instead of the doubling sweep.
-    #[arg(long, value_delimiter = ',', value_name = "BYTES,...")]
-    pub sizes: Option<Vec<usize>>,
-    /// Timed calls per size [default: 1000 up to 64 KiB, then fewer, down to 10 at 64 MiB].
-    #[arg(long, value_name = "N")]
-    pub iterations: Option<usize>,
-    /// Untimed calls before the timed ones [default: a tenth of the timed ones, at least 2].
-    #[arg(long, value_name = "N")]
-    pub warmup: Option<usize>,
-    /// Element type.
-    #[arg(long, value_enum, default_value_t = Dtype::F64)]
-    pub dtype: Dtype,
-    /// HDF5 file for every latency (format mpi-sgd-bench/1).
-    #[arg(long, value_name = "PATH")]
-    pub out: Option<PathBuf>,
-    /// Overwrite an existing output file.
-    #[arg(long)]
-    pub force: bool,
-}
-
-/// Timed calls for a message of `bytes`: OSU's 1000 for small messages, then as many as keep
-/// a size's timing to about 64 MiB moved, at least 10.
-fn default_iterations(bytes: usize) -> usize {
-    ((64 << 20) / bytes.max(1)).clamp(10, 1000)
-}
-
-/// The message sizes of the sweep, in bytes, checked against the element size.
-fn sizes(args: &BenchArgs, elem: usize) -> anyhow::Result<Vec<usize>> {
-    let sizes = match &args.sizes {
-        Some(list) => list.clone(),
-        None => {
-            if args.min_bytes == 0 || args.min_bytes > args.max_bytes {
-                return Err(usage(
-                    "--min-bytes must be at least 1 and at most --max-bytes",
-                ));
-            }
-            std::iter::successors(Some(args.min_bytes), |&b| b.checked_mul(2))
-                .take_while(|&b| b <= args.max_bytes)
-                .collect()
-        }
-    };
-    if let Some(bad) = sizes.iter().find(|&&b| b % elem != 0) {
-        return Err(usage(format!(
-            "message size {bad} bytes is not a whole number of {elem}-byte elements; use multiples of {elem}"
-        )));
-    }
-    Ok(sizes)
-}
+use crate::runfile::{self, AlgorithmSweep, BenchReport};
+use crate::settings::bench::{BenchSettings, SizePlan};
 
 /// Collective: runs the sweep, prints the table on rank 0, writes the file. Fails (exit 1)
 /// after reporting if any check failed.
-pub fn run<F: Real>(args: &BenchArgs, comm: &Comm, startup: &Startup) -> anyhow::Result<()> {
-    let elem = std::mem::size_of::<F>();
-    let sizes = comm.agree(sizes(args, elem))?;
-    let destination = match (&args.out, comm.is_root()) {
-        (Some(path), true) => output::check_destination("--out", path, args.force),
+pub fn run<F: Real>(bench: &BenchSettings, comm: &Comm, startup: &Startup) -> anyhow::Result<()> {
+    let destination = match (&bench.out, comm.is_root()) {
+        (Some(path), true) => h5::check_destination("--out", path, bench.force),
         _ => Ok(()),
     };
     comm.agree(destination)?;
     let provenance = Provenance::collect(comm, startup.blas_threads);
-    let p = comm.size();
     info_root!(
         comm,
-        "bench-allreduce: {p} ranks, {}, {} sizes",
+        "bench-allreduce: {} ranks, {}, {} sizes",
+        comm.size(),
         F::NAME,
-        sizes.len()
+        bench.sizes.len()
     );
-    if comm.is_root() {
-        println!("# ranks={p} dtype={}  latency: each rank's median over the timed calls; min/median/max across ranks", F::NAME);
-        println!(
-            "{:>10} {:>13} {:>7} {:>11} {:>11} {:>11} {:>11} {:>11}  check",
-            "bytes",
-            "algorithm",
-            "iters",
-            "min_us",
-            "median_us",
-            "max_us",
-            "algbw_GBps",
-            "busbw_GBps"
-        );
-    }
+    print_header::<F>(comm);
     let mut sweeps = Vec::new();
     let mut all_ok = true;
-    for &kind in &args.algorithms {
+    for &algorithm in &bench.algorithms {
         let mut sweep = Sweep::default();
-        for &bytes in &sizes {
-            let iterations = args.iterations.unwrap_or_else(|| default_iterations(bytes));
-            let warmup = args.warmup.unwrap_or((iterations / 10).max(2));
-            let measured = measure::<F>(kind, bytes / elem, iterations, warmup, comm);
-            let ok = check::<F>(kind, bytes / elem, comm);
+        for size in &bench.sizes {
+            let n = size.bytes / std::mem::size_of::<F>();
+            let measured = measure::<F>(algorithm, n, size, comm);
+            let ok = check::<F>(algorithm, n, comm);
             all_ok &= ok;
-            print_row(comm, kind, bytes, &measured.latency, ok);
+            print_row(comm, algorithm, size.bytes, &measured.latency, ok);
             sweep.push(measured, ok);
         }
-        if let Some(gathered) = sweep.gather(comm, sizes.len()) {
-            sweeps.push((kind.name(), gathered));
+        if let Some(gathered) = sweep.gather(comm, bench.sizes.len()) {
+            sweeps.push((algorithm.name, gathered));
         }
     }
-    let written = match &args.out {
-        Some(path) if comm.is_root() => output::write_bench(
+    let written = match &bench.out {
+        Some(path) if comm.is_root() => runfile::bench::write(
             path,
             &BenchReport {
                 provenance: &provenance,
                 dtype: F::NAME,
-                sizes_bytes: sizes.iter().map(|&b| b as u64).collect(),
+                sizes_bytes: bench.sizes.iter().map(|s| s.bytes as u64).collect(),
                 algorithms: sweeps,
             },
         ),
@@ -162,6 +77,23 @@ pub fn run<F: Real>(args: &BenchArgs, comm: &Comm, startup: &Startup) -> anyhow:
     }
 }
 
+fn print_header<F: Real>(comm: &Comm) {
+    if comm.is_root() {
+        println!("# ranks={} dtype={}  latency: each rank's median over the timed calls; min/median/max across ranks", comm.size(), F::NAME);
+        println!(
+            "{:>10} {:>13} {:>7} {:>11} {:>11} {:>11} {:>11} {:>11}  check",
+            "bytes",
+            "algorithm",
+            "iters",
+            "min_us",
+            "median_us",
+            "max_us",
+            "algbw_GBps",
+            "busbw_GBps"
+        );
+    }
+}
+
 /// One size of one algorithm on this rank.
 struct Measured {
     latency: Vec<f64>,
@@ -169,22 +101,16 @@ struct Measured {
     messages_sent: u64,
 }
 
-fn measure<F: Real>(
-    kind: AllreduceKind,
-    n: usize,
-    iterations: usize,
-    warmup: usize,
-    comm: &Comm,
-) -> Measured {
-    let mut algorithm = kind.build::<F>(n);
+fn measure<F: Real>(algorithm: &Algorithm, n: usize, size: &SizePlan, comm: &Comm) -> Measured {
+    let mut algorithm = algorithm.build::<F>(n);
     let send: Vec<F> = (0..n)
         .map(|i| F::from_f64(((comm.rank() + i) % 17) as f64))
         .collect();
     let mut recv = vec![F::zero(); n];
-    for _ in 0..warmup {
+    for _ in 0..size.warmup {
         algorithm.allreduce_sum(comm.world(), &send, &mut recv);
     }
-    let mut latency = vec![0.0; iterations];
+    let mut latency = vec![0.0; size.iterations];
     let mut traffic = Default::default();
     comm.barrier();
     for t in &mut latency {
@@ -201,10 +127,10 @@ fn measure<F: Real>(
 
 /// Collective: does `kind` sum correctly, identically on every rank, with the traffic its
 /// formula predicts? The verdict is the same on every rank.
-fn check<F: Real>(kind: AllreduceKind, n: usize, comm: &Comm) -> bool {
+fn check<F: Real>(kind: &Algorithm, n: usize, comm: &Comm) -> bool {
     let (rank, p) = (comm.rank(), comm.size());
     let mut algorithm = kind.build::<F>(n);
-    let mut reference = AllreduceKind::Mpi.build::<F>(n);
+    let mut reference = comm::reference().build::<F>(n);
     let mut ours = vec![F::zero(); n];
     let mut library = vec![F::zero(); n];
     // Small integers: every summation order gives the exact sum.
@@ -215,7 +141,7 @@ fn check<F: Real>(kind: AllreduceKind, n: usize, comm: &Comm) -> bool {
     reference.allreduce_sum(comm.world(), &integers, &mut library);
     let exact = ours == library;
     let traffic_ok = kind
-        .expected_traffic(n, p, rank, std::mem::size_of::<F>())
+        .traffic(n, p, rank, std::mem::size_of::<F>())
         .is_none_or(|t| t == traffic);
     // Random values: orders may differ by rounding, bounded by P eps sum|x| per element.
     let mut rng = Xoshiro256PlusPlus::seed_from_u64((rank as u64) << 32 | n as u64);
@@ -247,7 +173,7 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-fn print_row(comm: &Comm, kind: AllreduceKind, bytes: usize, latency: &[f64], ok: bool) {
+fn print_row(comm: &Comm, algorithm: &Algorithm, bytes: usize, latency: &[f64], ok: bool) {
     let mine = median(latency);
     let (low, high) = (comm.min(&[mine])[0], comm.max(&[mine])[0]);
     let across = comm.gather(&[mine]).map(|all| median(&all));
@@ -257,7 +183,7 @@ fn print_row(comm: &Comm, kind: AllreduceKind, bytes: usize, latency: &[f64], ok
         let busbw = algbw * 2.0 * (p - 1.0) / p;
         println!(
             "{bytes:>10} {:>13} {:>7} {:>11.2} {:>11.2} {:>11.2} {algbw:>11.3} {busbw:>11.3}  {}",
-            kind.name(),
+            algorithm.name,
             latency.len(),
             low * 1e6,
             mid * 1e6,

@@ -8,52 +8,7 @@ use std::str::FromStr;
 
 use clap::ValueEnum;
 
-/// Where a rank can be made to fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// After MPI starts, before the data is opened.
-    Startup,
-    /// While reading or generating its rows.
-    Data,
-    /// Inside a step, before the forward/backward pass.
-    Compute,
-    /// Inside a step, instead of entering the allreduce.
-    Allreduce,
-    /// Inside a step, before the parameter update.
-    Update,
-    /// While writing a checkpoint.
-    Checkpoint,
-    /// While writing the run file.
-    Write,
-}
-
-impl Phase {
-    const ALL: [(Phase, &'static str); 7] = [
-        (Phase::Startup, "startup"),
-        (Phase::Data, "data"),
-        (Phase::Compute, "compute"),
-        (Phase::Allreduce, "allreduce"),
-        (Phase::Update, "update"),
-        (Phase::Checkpoint, "checkpoint"),
-        (Phase::Write, "write"),
-    ];
-
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(p, _)| *p == self)
-            .map(|(_, n)| *n)
-            .expect("every phase is listed")
-    }
-
-    /// Phases that happen once per step (a STEP applies to them).
-    fn per_step(self) -> bool {
-        matches!(
-            self,
-            Phase::Compute | Phase::Allreduce | Phase::Update | Phase::Checkpoint
-        )
-    }
-}
+use crate::phase::{FaultTarget, Phase};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum FailMode {
@@ -78,7 +33,12 @@ impl FromStr for FailAt {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let phases = Phase::ALL.map(|(_, n)| n).join("|");
+        let targets = || {
+            Phase::ALL
+                .into_iter()
+                .filter(|p| p.fault_target().is_some())
+        };
+        let phases = targets().map(Phase::name).collect::<Vec<_>>().join("|");
         let usage =
             || format!("expected RANK:PHASE[:STEP] with PHASE one of {phases}, e.g. 2:allreduce:5");
         let parts: Vec<&str> = text.split(':').collect();
@@ -86,16 +46,13 @@ impl FromStr for FailAt {
             return Err(usage());
         }
         let rank = parts[0].parse().map_err(|_| usage())?;
-        let phase = Phase::ALL
-            .iter()
-            .find(|(_, n)| *n == parts[1])
-            .map(|(p, _)| *p)
-            .ok_or_else(usage)?;
+        let phase = targets().find(|p| p.name() == parts[1]).ok_or_else(usage)?;
+        let per_step = phase.fault_target() == Some(FaultTarget::PerStep);
         let step = match parts.get(2) {
             None => None,
             Some(s) => match s.parse::<usize>() {
-                Ok(step) if step >= 1 && phase.per_step() => Some(step),
-                Ok(_) if !phase.per_step() => {
+                Ok(step) if step >= 1 && per_step => Some(step),
+                Ok(_) if !per_step => {
                     return Err(format!("phase {} happens once; give no STEP", parts[1]))
                 }
                 _ => return Err(usage()),

@@ -6,53 +6,17 @@
 //! ranks write their blocks in rank order (a barrier between turns), and rank 0 renames it into
 //! place. Every rank holds only its block of rows and probabilities.
 
-use std::path::PathBuf;
-
-use clap::Args;
 use ndarray::{s, Array2};
 
 use crate::comm::Comm;
-use crate::data::file::{DataFile, DatasetNames, Labels, Split, LABEL_VALUES};
-use crate::data::partition::block;
+use crate::data::file::{DataFile, Labels, Split, LABEL_VALUES};
 use crate::errors::usage;
+use crate::h5;
 use crate::info_root;
-use crate::output;
+use crate::partition::block;
 use crate::real::Real;
-use crate::saved::SavedModel;
-
-/// The model and the rows it is applied to.
-#[derive(Debug, Clone, Args)]
-pub struct ModelInput {
-    /// Run file written by `mpi-sgd train --out`.
-    #[arg(long = "model", value_name = "RUN.h5")]
-    pub run_file: PathBuf,
-    /// HDF5 data file (the layout of `train --data`).
-    #[arg(long, value_name = "PATH.h5")]
-    pub data: PathBuf,
-    /// Rows to use [default: the test split when the file has one, else the training rows].
-    #[arg(long, value_enum)]
-    pub split: Option<Split>,
-    #[command(flatten)]
-    pub names: DatasetNames,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct EvaluateArgs {
-    #[command(flatten)]
-    pub input: ModelInput,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct PredictArgs {
-    #[command(flatten)]
-    pub input: ModelInput,
-    /// HDF5 file to write: `label` [rows], `probability` [rows, classes].
-    #[arg(long, value_name = "PRED.h5")]
-    pub out: PathBuf,
-    /// Overwrite --out if it exists.
-    #[arg(long)]
-    pub force: bool,
-}
+use crate::runfile::saved::SavedModel;
+use crate::settings::{ModelInput, PredictSettings};
 
 /// This rank's rows, scaled as in training, and where they came from.
 struct Block<F> {
@@ -121,8 +85,8 @@ impl<F: Real> Block<F> {
 }
 
 /// Collective: prints loss, accuracy and the confusion matrix (rank 0).
-pub fn evaluate<F: Real>(args: &EvaluateArgs, comm: &Comm) -> anyhow::Result<()> {
-    let part = open::<F>(&args.input, Labels::Required, comm)?;
+pub fn evaluate<F: Real>(input: &ModelInput, comm: &Comm) -> anyhow::Result<()> {
+    let part = open::<F>(input, Labels::Required, comm)?;
     let mut data = comm.agree(part.file.read_block::<F>(part.split, part.rows.clone()))?;
     part.scale(&mut data.x);
     let mut model = part.model.model(4096);
@@ -141,7 +105,7 @@ pub fn evaluate<F: Real>(args: &EvaluateArgs, comm: &Comm) -> anyhow::Result<()>
         print!("{}", confusion_table(&confusion, classes));
         println!(
             "{} loss={:.6} accuracy={:.6}",
-            part.describe(&args.input),
+            part.describe(input),
             sums[0] / sums[2],
             sums[1] / sums[2]
         );
@@ -150,10 +114,10 @@ pub fn evaluate<F: Real>(args: &EvaluateArgs, comm: &Comm) -> anyhow::Result<()>
 }
 
 /// Collective: writes the predicted class and the class probabilities of every row.
-pub fn predict<F: Real>(args: &PredictArgs, comm: &Comm) -> anyhow::Result<()> {
+pub fn predict<F: Real>(args: &PredictSettings, comm: &Comm) -> anyhow::Result<()> {
     let part = open::<F>(&args.input, Labels::Ignored, comm)?;
     let destination = match comm.is_root() {
-        true => output::check_destination("--out", &args.out, args.force),
+        true => h5::check_destination("--out", &args.out, args.force),
         false => Ok(()),
     };
     comm.agree(destination)?;
@@ -166,8 +130,7 @@ pub fn predict<F: Real>(args: &PredictArgs, comm: &Comm) -> anyhow::Result<()> {
         .into_iter()
         .map(|p| most_probable(p) as u32)
         .collect();
-    let temporary =
-        output::temporary_path_of(&args.out, comm.broadcast_from_root(std::process::id()));
+    let temporary = h5::temporary_path_of(&args.out, comm.broadcast_from_root(std::process::id()));
     let written = write_predictions(comm, &temporary, args, &part, &labels, &probabilities);
     if written.is_err() && comm.is_root() {
         std::fs::remove_file(&temporary).ok();
@@ -185,7 +148,7 @@ pub fn predict<F: Real>(args: &PredictArgs, comm: &Comm) -> anyhow::Result<()> {
 fn write_predictions<F: Real>(
     comm: &Comm,
     temporary: &std::path::Path,
-    args: &PredictArgs,
+    args: &PredictSettings,
     part: &Block<F>,
     labels: &[u32],
     probabilities: &Array2<F>,
@@ -215,18 +178,18 @@ fn write_predictions<F: Real>(
 /// The prediction file with its datasets sized and its provenance written; rows come later.
 fn create_predictions<F: Real>(
     path: &std::path::Path,
-    args: &PredictArgs,
+    args: &PredictSettings,
     part: &Block<F>,
     classes: usize,
     label_values: &Option<Vec<i64>>,
 ) -> anyhow::Result<()> {
     let file = hdf5::File::create(path)?;
-    output::text_attr(&file, "format", "mpi-sgd-predictions/1")?;
-    output::text_attr(&file, "version", env!("CARGO_PKG_VERSION"))?;
-    output::text_attr(&file, "command_line", &crate::provenance::command_line())?;
-    output::text_attr(&file, "model", &args.input.run_file.display().to_string())?;
-    output::text_attr(&file, "data", &args.input.data.display().to_string())?;
-    output::text_attr(&file, "split", split_name(part.split))?;
+    h5::text_attr(&file, "format", "mpi-sgd-predictions/1")?;
+    h5::text_attr(&file, "version", env!("CARGO_PKG_VERSION"))?;
+    h5::text_attr(&file, "command_line", &crate::provenance::command_line())?;
+    h5::text_attr(&file, "model", &args.input.run_file.display().to_string())?;
+    h5::text_attr(&file, "data", &args.input.data.display().to_string())?;
+    h5::text_attr(&file, "split", split_name(part.split))?;
     file.new_dataset::<u32>()
         .shape(part.total_rows)
         .create("label")?;
@@ -234,7 +197,7 @@ fn create_predictions<F: Real>(
         .shape((part.total_rows, classes))
         .create("probability")?;
     if let Some(values) = label_values {
-        output::dataset(&file, LABEL_VALUES, values)?;
+        h5::dataset(&file, LABEL_VALUES, values)?;
     }
     Ok(())
 }

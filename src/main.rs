@@ -7,25 +7,30 @@
 // Links OpenBLAS, the BLAS behind ndarray's matrix products.
 extern crate blas_src;
 
+mod algorithms;
 mod bench;
 mod blas;
-mod checkpoint;
+mod cli;
+mod clock;
 mod comm;
-mod config;
 mod convert;
 mod data;
 mod errors;
 mod fault;
+mod h5;
 mod inference;
 mod interrupt;
+mod kinds;
 mod logging;
 mod model;
 mod optim;
-mod output;
+mod partition;
+mod phase;
 mod provenance;
 mod real;
 mod record;
-mod saved;
+mod runfile;
+mod settings;
 mod train;
 mod watchdog;
 
@@ -35,9 +40,13 @@ use std::time::Instant;
 use clap::Parser;
 use mpi::Threading;
 
+use crate::cli::{Cli, Command};
 use crate::comm::Comm;
-use crate::config::{Cli, Command, Config, Dtype};
 use crate::errors::{exit_code, ReportedElsewhere, UsageError};
+use crate::kinds::Dtype;
+use crate::provenance::Startup;
+use crate::runfile::saved;
+use crate::settings::{BenchSettings, ConvertSettings, ModelInput, PredictSettings, TrainSettings};
 
 fn main() -> ExitCode {
     let start = Instant::now();
@@ -56,63 +65,82 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Train(args) => {
-            let config = match Config::from_args(*args) {
-                Ok(config) => config,
-                Err(error) => {
-                    let code = exit_code(&error);
-                    return report_early(start, code, || eprintln!("mpi-sgd: error: {error}"));
-                }
-            };
-            // The stall watchdog's thread talks MPI while the training thread waits in it.
-            let threading = match config.stall_timeout {
-                Some(_) => Threading::Multiple,
-                None => Threading::Single,
-            };
-            with_mpi_threading(start, threading, |comm, startup| match config.dtype {
-                Dtype::F64 => train::run::<f64>(&config, comm, startup),
-                Dtype::F32 => train::run::<f32>(&config, comm, startup),
-            })
-        }
+        Command::Train(args) => match TrainSettings::from_args(*args) {
+            Ok(config) => train(start, &config),
+            Err(error) => usage_error(start, &error),
+        },
+        Command::BenchAllreduce(args) => match BenchSettings::from_args(args) {
+            Ok(bench) => with_mpi(start, |comm, startup| match bench.dtype {
+                Dtype::F64 => bench::run::<f64>(&bench, comm, &startup),
+                Dtype::F32 => bench::run::<f32>(&bench, comm, &startup),
+            }),
+            Err(error) => usage_error(start, &error),
+        },
         Command::Convert(args) => {
             // One process, no MPI: a conversion streams one file.
             logging::init(0, start);
-            match convert::run(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    match error.downcast_ref::<UsageError>() {
-                        Some(problem) => eprintln!("mpi-sgd: error: {problem}"),
-                        None => eprintln!("mpi-sgd: error: {error:#}"),
-                    }
-                    ExitCode::from(exit_code(&error))
-                }
-            }
+            let converted = ConvertSettings::from_args(args).and_then(|c| convert::run(&c));
+            without_mpi(converted)
         }
-        Command::Evaluate(args) => with_mpi(start, |comm, _| {
-            match comm.agree(saved::stored_dtype(&args.input.run_file))? {
-                Dtype::F64 => inference::evaluate::<f64>(&args, comm),
-                Dtype::F32 => inference::evaluate::<f32>(&args, comm),
+        Command::Evaluate(args) => evaluate(start, ModelInput::from_args(args)),
+        Command::Predict(args) => predict(start, PredictSettings::from_args(args)),
+        Command::Algorithms(args) => without_mpi(algorithms::run(&args)),
+    }
+}
+
+fn train(start: Instant, config: &TrainSettings) -> ExitCode {
+    // The stall watchdog's thread talks MPI while the training thread waits in it.
+    let threading = match config.stall_timeout {
+        Some(_) => Threading::Multiple,
+        None => Threading::Single,
+    };
+    with_mpi_threading(start, threading, |comm, startup| match config.dtype {
+        Dtype::F64 => train::run::<f64>(config, comm, startup),
+        Dtype::F32 => train::run::<f32>(config, comm, startup),
+    })
+}
+
+fn evaluate(start: Instant, input: ModelInput) -> ExitCode {
+    with_mpi(start, |comm, _| {
+        match comm.agree(saved::stored_dtype(&input.run_file))? {
+            Dtype::F64 => inference::evaluate::<f64>(&input, comm),
+            Dtype::F32 => inference::evaluate::<f32>(&input, comm),
+        }
+    })
+}
+
+fn predict(start: Instant, settings: PredictSettings) -> ExitCode {
+    with_mpi(start, |comm, _| {
+        match comm.agree(saved::stored_dtype(&settings.input.run_file))? {
+            Dtype::F64 => inference::predict::<f64>(&settings, comm),
+            Dtype::F32 => inference::predict::<f32>(&settings, comm),
+        }
+    })
+}
+
+/// A subcommand's options did not validate: one message, exit 2, before any MPI work.
+fn usage_error(start: Instant, error: &anyhow::Error) -> ExitCode {
+    let code = exit_code(error);
+    report_early(start, code, || eprintln!("mpi-sgd: error: {error}"))
+}
+
+/// The outcome of a subcommand that runs in one process, without MPI.
+fn without_mpi(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            match error.downcast_ref::<UsageError>() {
+                Some(problem) => eprintln!("mpi-sgd: error: {problem}"),
+                None => eprintln!("mpi-sgd: error: {error:#}"),
             }
-        }),
-        Command::Predict(args) => with_mpi(start, |comm, _| {
-            match comm.agree(saved::stored_dtype(&args.input.run_file))? {
-                Dtype::F64 => inference::predict::<f64>(&args, comm),
-                Dtype::F32 => inference::predict::<f32>(&args, comm),
-            }
-        }),
-        Command::BenchAllreduce(args) => with_mpi(start, |comm, startup| match args.dtype {
-            Dtype::F64 => bench::run::<f64>(&args, comm, &startup),
-            Dtype::F32 => bench::run::<f32>(&args, comm, &startup),
-        }),
+            ExitCode::from(exit_code(&error))
+        }
     }
 }
 
 /// Starts MPI, logging and the abort-on-panic hook, runs `body` on every rank, and turns its
 /// outcome into a message and an exit code.
-fn with_mpi(
-    start: Instant,
-    body: impl FnOnce(&Comm, train::Startup) -> anyhow::Result<()>,
-) -> ExitCode {
+fn with_mpi(start: Instant, body: impl FnOnce(&Comm, Startup) -> anyhow::Result<()>) -> ExitCode {
     with_mpi_threading(start, Threading::Single, body)
 }
 
@@ -120,14 +148,14 @@ fn with_mpi(
 fn with_mpi_threading(
     start: Instant,
     threading: Threading,
-    body: impl FnOnce(&Comm, train::Startup) -> anyhow::Result<()>,
+    body: impl FnOnce(&Comm, Startup) -> anyhow::Result<()>,
 ) -> ExitCode {
     let init_begin = Instant::now();
     let Some((universe, provided)) = mpi::initialize_with_threading(threading) else {
         eprintln!("mpi-sgd: error: MPI could not be initialised");
         return ExitCode::FAILURE;
     };
-    let startup = train::Startup {
+    let startup = Startup {
         mpi_init_s: init_begin.elapsed().as_secs_f64(),
         blas_threads: blas::configure_threads(),
         thread_multiple: provided == Threading::Multiple,

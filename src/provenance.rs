@@ -2,6 +2,14 @@
 
 use crate::comm::Comm;
 
+/// What happened before the subcommand ran: measured in `main`, recorded in the run file.
+pub struct Startup {
+    pub mpi_init_s: f64,
+    pub blas_threads: usize,
+    /// MPI gave MPI_THREAD_MULTIPLE (the stall watchdog needs it).
+    pub thread_multiple: bool,
+}
+
 /// Recorded once at start-up; the host list is complete on rank 0 only.
 #[derive(Debug, Clone)]
 pub struct Provenance {

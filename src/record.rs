@@ -1,114 +1,132 @@
-//! Per-rank, per-step measurements, preallocated so the step loop never allocates or does I/O.
+//! What a run measured: per-rank, per-step columns preallocated so the step loop never
+//! allocates or does I/O, the per-epoch metrics, the run's history of resumes and checkpoints,
+//! and its headline numbers. At the end, [`StepRecord::gather`] collects every rank's columns
+//! on rank 0 as [steps, ranks] tables.
 //!
-//! Each phase is timed with two `MPI_Wtime` reads; the recorder only stores the numbers. At the
-//! end, [`StepRecord::gather`] collects every rank's columns on rank 0 as [steps, ranks] tables.
+//! The step columns are defined here once ([`SECONDS`], [`COUNTS`]); the run file, the
+//! checkpoint and the gather loop over them. Not the file layout ([`crate::runfile`]), nor the
+//! timing itself ([`crate::clock`]).
 
 use ndarray::Array2;
 
 use crate::comm::{Comm, Traffic};
+use crate::phase::Phase;
 
-/// Seconds each phase of one step took (each from two `MPI_Wtime` reads).
-#[derive(Debug, Clone, Copy)]
-pub struct PhaseSeconds {
-    pub compute: f64,
-    pub allreduce: f64,
-    pub update: f64,
-}
+/// The seconds columns: one per phase of [`Phase::STEP`], then the whole step.
+pub const SECONDS: [&str; 4] = [
+    Phase::STEP[0].name(),
+    Phase::STEP[1].name(),
+    Phase::STEP[2].name(),
+    "step",
+];
 
-/// One rank's record of every step of a run.
+/// The traffic columns: what the step's allreduce sent.
+pub const COUNTS: [&str; 2] = ["bytes_sent", "messages_sent"];
+
+/// The column of each rank's summed loss over its rows of the batch.
+pub const LOSS_SUM: &str = "loss_sum";
+
+/// Seconds each phase of [`Phase::STEP`] took in one step.
+pub type PhaseSeconds = [f64; Phase::STEP.len()];
+
+/// One rank's record of every step of a run, or every rank's on rank 0 after
+/// [`StepRecord::gather`] (then each column is [steps, ranks]).
 #[derive(Debug, Clone)]
-pub struct StepRecord {
-    pub compute: Vec<f64>,
-    pub allreduce: Vec<f64>,
-    pub update: Vec<f64>,
-    pub step: Vec<f64>,
-    pub bytes_sent: Vec<u64>,
-    pub messages_sent: Vec<u64>,
-    /// This rank's summed loss over its rows of the step's batch.
-    pub loss_sum: Vec<f64>,
+pub struct Columns<F, U> {
+    /// By [`SECONDS`].
+    pub seconds: [F; SECONDS.len()],
+    /// By [`COUNTS`].
+    pub counts: [U; COUNTS.len()],
+    pub loss_sum: F,
 }
+
+/// One rank's columns, one value per step.
+pub type StepRecord = Columns<Vec<f64>, Vec<u64>>;
+
+/// Every rank's columns on rank 0, [steps, ranks] each.
+pub type GatheredSteps = Columns<Array2<f64>, Array2<u64>>;
 
 impl StepRecord {
     pub fn new(steps: usize) -> Self {
         Self {
-            compute: vec![0.0; steps],
-            allreduce: vec![0.0; steps],
-            update: vec![0.0; steps],
-            step: vec![0.0; steps],
-            bytes_sent: vec![0; steps],
-            messages_sent: vec![0; steps],
+            seconds: std::array::from_fn(|_| vec![0.0; steps]),
+            counts: std::array::from_fn(|_| vec![0; steps]),
             loss_sum: vec![0.0; steps],
         }
     }
 
-    pub fn record(&mut self, step: usize, t: PhaseSeconds, traffic: Traffic, loss_sum: f64) {
-        self.compute[step] = t.compute;
-        self.allreduce[step] = t.allreduce;
-        self.update[step] = t.update;
-        self.step[step] = t.compute + t.allreduce + t.update;
-        self.bytes_sent[step] = traffic.bytes;
-        self.messages_sent[step] = traffic.messages;
-        self.loss_sum[step] = loss_sum;
+    /// Steps the record has room for.
+    pub fn steps(&self) -> usize {
+        self.loss_sum.len()
     }
 
-    /// The columns by name (the names of [`GatheredSteps`]), to restore a resumed run's
-    /// history: floats, then counts.
-    #[allow(clippy::type_complexity)]
-    pub fn columns_mut(
-        &mut self,
-    ) -> (
-        [(&'static str, &mut [f64]); 5],
-        [(&'static str, &mut [u64]); 2],
-    ) {
-        (
-            [
-                ("compute", &mut self.compute),
-                ("allreduce", &mut self.allreduce),
-                ("update", &mut self.update),
-                ("step", &mut self.step),
-                ("loss_sum", &mut self.loss_sum),
-            ],
-            [
-                ("bytes_sent", &mut self.bytes_sent),
-                ("messages_sent", &mut self.messages_sent),
-            ],
-        )
+    /// Seconds of every step (the last seconds column).
+    pub fn step_seconds(&self) -> &[f64] {
+        &self.seconds[SECONDS.len() - 1]
+    }
+
+    pub fn record(&mut self, step: usize, phases: PhaseSeconds, traffic: Traffic, loss_sum: f64) {
+        for (column, seconds) in self.seconds.iter_mut().zip(phases) {
+            column[step] = seconds;
+        }
+        self.seconds[SECONDS.len() - 1][step] = phases.iter().sum();
+        self.counts[0][step] = traffic.bytes;
+        self.counts[1][step] = traffic.messages;
+        self.loss_sum[step] = loss_sum;
     }
 
     /// Collective: every rank's record of steps `0..steps` as [steps, ranks] tables on rank 0,
     /// `None` elsewhere.
     pub fn gather(&self, comm: &Comm, steps: usize) -> Option<GatheredSteps> {
-        let f = |column: &[f64]| gather_columns(comm, &column[..steps]);
-        let u = |column: &[u64]| gather_columns(comm, &column[..steps]);
-        let (compute, allreduce, update, step) = (
-            f(&self.compute),
-            f(&self.allreduce),
-            f(&self.update),
-            f(&self.step),
-        );
-        let (bytes_sent, messages_sent) = (u(&self.bytes_sent), u(&self.messages_sent));
-        let loss_sum = f(&self.loss_sum);
+        let seconds = self
+            .seconds
+            .each_ref()
+            .map(|c| gather_columns(comm, &c[..steps]));
+        let counts = self
+            .counts
+            .each_ref()
+            .map(|c| gather_columns(comm, &c[..steps]));
+        let loss_sum = gather_columns(comm, &self.loss_sum[..steps]);
         Some(GatheredSteps {
-            compute: compute?,
-            allreduce: allreduce?,
-            update: update?,
-            step: step?,
-            bytes_sent: bytes_sent?,
-            messages_sent: messages_sent?,
+            seconds: all_some(seconds)?,
+            counts: all_some(counts)?,
             loss_sum: loss_sum?,
         })
     }
 }
 
-/// Every rank's step record, on rank 0; each table is [steps, ranks].
-pub struct GatheredSteps {
-    pub compute: Array2<f64>,
-    pub allreduce: Array2<f64>,
-    pub update: Array2<f64>,
-    pub step: Array2<f64>,
-    pub bytes_sent: Array2<u64>,
-    pub messages_sent: Array2<u64>,
-    pub loss_sum: Array2<f64>,
+/// `Some` of every value when each is `Some` (rank 0 after a gather).
+fn all_some<T, const N: usize>(values: [Option<T>; N]) -> Option<[T; N]> {
+    let values: Vec<T> = values.into_iter().collect::<Option<_>>()?;
+    values.try_into().ok()
+}
+
+impl<F, U> Columns<F, U> {
+    /// The float columns by name: [`SECONDS`], then [`LOSS_SUM`].
+    pub fn floats(&self) -> impl Iterator<Item = (&'static str, &F)> {
+        SECONDS
+            .into_iter()
+            .zip(&self.seconds)
+            .chain([(LOSS_SUM, &self.loss_sum)])
+    }
+
+    /// The float columns by name, to restore them.
+    pub fn floats_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut F)> {
+        SECONDS
+            .into_iter()
+            .zip(&mut self.seconds)
+            .chain([(LOSS_SUM, &mut self.loss_sum)])
+    }
+
+    /// The count columns by name: [`COUNTS`].
+    pub fn counts_named(&self) -> impl Iterator<Item = (&'static str, &U)> {
+        COUNTS.into_iter().zip(&self.counts)
+    }
+
+    /// The count columns by name, to restore them.
+    pub fn counts_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut U)> {
+        COUNTS.into_iter().zip(&mut self.counts)
+    }
 }
 
 /// Collective: each rank's `column` [n] becomes column `rank` of an [n, ranks] table on rank 0.
@@ -120,4 +138,62 @@ where
     let table = Array2::from_shape_vec((comm.size(), column.len()), by_rank)
         .expect("gather returns ranks x n values");
     Some(table.reversed_axes().as_standard_layout().into_owned())
+}
+
+/// Per-epoch metrics, reduced over all ranks.
+#[derive(Debug, Clone, Default)]
+pub struct EpochMetrics {
+    pub train_loss: Vec<f64>,
+    pub train_accuracy: Vec<f64>,
+    pub test_loss: Vec<f64>,
+    pub test_accuracy: Vec<f64>,
+}
+
+impl EpochMetrics {
+    /// The metrics by name (the dataset names of `/metrics`).
+    pub fn named(&self) -> [(&'static str, &Vec<f64>); 4] {
+        [
+            ("train_loss", &self.train_loss),
+            ("train_accuracy", &self.train_accuracy),
+            ("test_loss", &self.test_loss),
+            ("test_accuracy", &self.test_accuracy),
+        ]
+    }
+
+    /// The metrics by name, to restore them.
+    pub fn named_mut(&mut self) -> [(&'static str, &mut Vec<f64>); 4] {
+        [
+            ("train_loss", &mut self.train_loss),
+            ("train_accuracy", &mut self.train_accuracy),
+            ("test_loss", &mut self.test_loss),
+            ("test_accuracy", &mut self.test_accuracy),
+        ]
+    }
+}
+
+/// How the run was pieced together: the steps it was resumed from, and its checkpoints.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub restarts: Vec<u64>,
+    /// Seconds each checkpoint took (rank 0's view, gathers included), and after which step.
+    pub checkpoint_s: Vec<f64>,
+    pub checkpoint_steps: Vec<u64>,
+}
+
+/// Headline numbers of a run, as written to `/summary` and the summary line.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Seconds from the barrier before the first step to the end of the last epoch, max over
+    /// ranks (includes per-epoch evaluation).
+    pub wall_s: f64,
+    pub samples_per_s: f64,
+    pub steps: usize,
+    pub loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    /// Cost of the `MPI_Wtime` reads of one step, measured at start-up.
+    pub timer_overhead_s: f64,
+    pub replicas_identical: bool,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted_by: Option<&'static str>,
 }

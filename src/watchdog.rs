@@ -7,7 +7,7 @@
 //! communicator (MPI_THREAD_MULTIPLE), so it works while the training thread is blocked:
 //!
 //! ```text
-//! every POLL:  answer any query (QUERY from rank q -> REPLY [step, activity, waiting, ms])
+//! every POLL:  answer any query (QUERY from rank q -> REPLY [step, phase, waiting, ms])
 //!              if this rank has waited > timeout: QUERY every other rank, collect the REPLYs
 //!              (ANSWER_WAIT at most), then report and MPI_Abort, unless a lower rank is
 //!              waiting too (it reports; this rank takes over if it has not after 2 x timeout)
@@ -21,48 +21,13 @@ use std::time::{Duration, Instant};
 
 use mpi::ffi;
 
-/// What a rank's training thread is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Activity {
-    Starting,
-    Compute,
-    Allreduce,
-    Update,
-    Evaluation,
-    StopVote,
-    Checkpoint,
-}
-
-impl Activity {
-    const ALL: [Activity; 7] = [
-        Activity::Starting,
-        Activity::Compute,
-        Activity::Allreduce,
-        Activity::Update,
-        Activity::Evaluation,
-        Activity::StopVote,
-        Activity::Checkpoint,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Activity::Starting => "start-up",
-            Activity::Compute => "compute",
-            Activity::Allreduce => "allreduce",
-            Activity::Update => "update",
-            Activity::Evaluation => "evaluation",
-            Activity::StopVote => "stop vote",
-            Activity::Checkpoint => "checkpoint",
-        }
-    }
-}
+use crate::phase::Phase;
 
 /// Where the training thread is: written by it, read by the watchdog thread.
 pub struct Progress {
     origin: Instant,
     step: AtomicU64,
-    activity: AtomicU8,
+    phase: AtomicU8,
     /// Nanoseconds since `origin` when the current collective was entered; 0 when not in one.
     waiting_since: AtomicU64,
 }
@@ -72,27 +37,27 @@ impl Progress {
         Self {
             origin: Instant::now(),
             step: AtomicU64::new(0),
-            activity: AtomicU8::new(Activity::Starting as u8),
+            phase: AtomicU8::new(Phase::Startup as u8),
             waiting_since: AtomicU64::new(0),
         }
     }
 
-    /// The training thread works on `activity` of `step` (0-based), outside any collective.
-    pub fn working(&self, step: usize, activity: Activity) {
+    /// The training thread works on `phase` of `step` (0-based), outside any collective.
+    pub fn working(&self, step: usize, phase: Phase) {
         self.step.store(step as u64, Relaxed);
-        self.activity.store(activity as u8, Relaxed);
+        self.phase.store(phase as u8, Relaxed);
         self.waiting_since.store(0, Relaxed);
     }
 
-    /// The training thread enters the collective of `activity` of `step`.
-    pub fn waiting(&self, step: usize, activity: Activity) {
+    /// The training thread enters the collective of `phase` of `step`.
+    pub fn waiting(&self, step: usize, phase: Phase) {
         self.step.store(step as u64, Relaxed);
-        self.activity.store(activity as u8, Relaxed);
+        self.phase.store(phase as u8, Relaxed);
         let now = self.origin.elapsed().as_nanos().max(1) as u64;
         self.waiting_since.store(now, Relaxed);
     }
 
-    /// [step, activity, waiting (0/1), milliseconds waited].
+    /// [step, phase, waiting (0/1), milliseconds waited].
     fn snapshot(&self) -> [u64; 4] {
         let since = self.waiting_since.load(Relaxed);
         let waited_ms = match since {
@@ -101,7 +66,7 @@ impl Progress {
         };
         [
             self.step.load(Relaxed),
-            u64::from(self.activity.load(Relaxed)),
+            u64::from(self.phase.load(Relaxed)),
             u64::from(since != 0),
             waited_ms,
         ]
@@ -228,7 +193,7 @@ impl Watch {
     }
 
     fn describe(&self, mine: [u64; 4], replies: &[Option<[u64; 4]>]) -> String {
-        let activity = |code: u64| Activity::ALL[code as usize].name();
+        let phase = |code: u64| Phase::ALL[code as usize].name();
         let (step, waited_s) = (mine[0], mine[3] as f64 / 1e3);
         let mut missing = Vec::new();
         for (rank, reply) in replies.iter().enumerate().filter(|&(r, _)| r != self.rank) {
@@ -236,17 +201,15 @@ impl Watch {
                 None => missing.push(format!(
                     "rank {rank} (no answer: stopped, or its node is gone)"
                 )),
-                Some([s, a, waiting, _]) if *waiting == 0 || *s < step => missing.push(format!(
-                    "rank {rank} (in {} of step {})",
-                    activity(*a),
-                    s + 1
-                )),
+                Some([s, a, waiting, _]) if *waiting == 0 || *s < step => {
+                    missing.push(format!("rank {rank} (in {} of step {})", phase(*a), s + 1))
+                }
                 Some(_) => {}
             }
         }
         format!(
             "stalled: waited {waited_s:.1} s in the {} of step {} (--stall-timeout {}); {}; aborting the job",
-            activity(mine[1]),
+            phase(mine[1]),
             step + 1,
             self.timeout.as_secs_f64(),
             match missing.is_empty() {

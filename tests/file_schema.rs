@@ -27,11 +27,12 @@ fn list_group(group: &hdf5::Group, path: &str, lines: &mut Vec<String>) {
     list_attributes(group, path, lines);
     for dataset in group.datasets().expect("datasets") {
         let name = format!("{path}/{}", short_name(&dataset.name()));
-        let dtype = dataset.dtype().expect("dtype").to_descriptor().expect("type");
-        lines.push(format!(
-            "dataset {name} {:?} {dtype:?}",
-            dataset.shape()
-        ));
+        let dtype = dataset
+            .dtype()
+            .expect("dtype")
+            .to_descriptor()
+            .expect("type");
+        lines.push(format!("dataset {name} {:?} {dtype:?}", dataset.shape()));
         list_attributes(&dataset, &name, lines);
     }
     for child in group.groups().expect("groups") {
@@ -74,8 +75,14 @@ fn check_against_golden(name: &str, actual: &str) {
 
 fn diff_lines(expected: &str, actual: &str) -> Vec<String> {
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let gone = e.iter().filter(|l| !a.contains(l)).map(|l| format!("- {l}"));
-    let new = a.iter().filter(|l| !e.contains(l)).map(|l| format!("+ {l}"));
+    let gone = e
+        .iter()
+        .filter(|l| !a.contains(l))
+        .map(|l| format!("- {l}"));
+    let new = a
+        .iter()
+        .filter(|l| !e.contains(l))
+        .map(|l| format!("+ {l}"));
     gone.chain(new).collect()
 }
 

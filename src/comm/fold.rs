@@ -8,6 +8,7 @@
 //! `2 a + 2 n b + n g` for the ranks involved, nothing for the others.
 
 use super::exchange::{add_into, Exchange};
+use super::registry::Cost;
 use super::Traffic;
 use crate::real::Real;
 
@@ -78,5 +79,18 @@ pub fn plus_whole_buffers(traffic: Traffic, messages: usize, n: usize, elem: usi
     Traffic {
         bytes: traffic.bytes + (messages * n * elem) as u64,
         messages: traffic.messages + messages as u64,
+    }
+}
+
+/// `cost` of a power-of-two algorithm plus the fold's `2 a + 2 n b + n g` when P is not a
+/// power of two (the folding ranks' critical path).
+pub fn fold_cost(cost: Cost, n: f64, p: usize) -> Cost {
+    if p.is_power_of_two() {
+        return cost;
+    }
+    Cost {
+        messages: cost.messages + 2.0,
+        bytes_sent: cost.bytes_sent + 2.0 * n,
+        bytes_added: cost.bytes_added + n,
     }
 }

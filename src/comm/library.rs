@@ -9,10 +9,29 @@ use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
+use super::registry::{Algorithm, Build, Builders};
 use super::{Allreduce, Traffic};
 use crate::real::Real;
 
+/// `--allreduce mpi`: the reference.
+pub const ALGORITHM: Algorithm = Algorithm::new(
+    "mpi",
+    "The MPI library's own MPI_Allreduce (the reference)",
+    "the library's choice of algorithm by message size and P",
+    Builders::of::<LibraryAllreduce, LibraryAllreduce>(),
+)
+.counted(
+    "payload: bytes of the buffer handed to MPI_Allreduce, one message per call; \
+     the library's own traffic is not observable",
+);
+
 pub struct LibraryAllreduce;
+
+impl<F: Real> Build<F> for LibraryAllreduce {
+    fn build(_len: usize) -> Self {
+        LibraryAllreduce
+    }
+}
 
 impl<F: Real> Allreduce<F> for LibraryAllreduce {
     fn allreduce_sum(&mut self, world: &SimpleCommunicator, send: &[F], recv: &mut [F]) -> Traffic {

@@ -8,12 +8,32 @@
 
 mod exchange;
 mod fold;
-pub mod library;
-pub mod rabenseifner;
-pub mod recursive_doubling;
-pub mod ring;
-pub mod star;
-pub mod tree;
+pub mod registry;
+
+pub use registry::Algorithm;
+
+/// Declares each algorithm's module and lists its [`Algorithm`] value: adding an algorithm is
+/// its file plus its name here.
+macro_rules! register {
+    ($($module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+        /// Every algorithm `--allreduce` can name, in the order of `--help`, the benchmark and
+        /// the tests; the library's own first (the reference).
+        pub const ALGORITHMS: &[&Algorithm] = &[$(&$module::ALGORITHM),*];
+    };
+}
+
+register!(library, ring, tree, recursive_doubling, rabenseifner, star);
+
+/// The algorithm called `name`.
+pub fn algorithm(name: &str) -> Option<&'static Algorithm> {
+    ALGORITHMS.iter().copied().find(|a| a.name == name)
+}
+
+/// The MPI library's own `MPI_Allreduce`, the reference the others are checked against.
+pub fn reference() -> &'static Algorithm {
+    &library::ALGORITHM
+}
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -36,75 +56,6 @@ pub struct Traffic {
 /// every rank (the replicas' parameters must never drift apart).
 pub trait Allreduce<F: Real> {
     fn allreduce_sum(&mut self, world: &SimpleCommunicator, send: &[F], recv: &mut [F]) -> Traffic;
-}
-
-/// The allreduce algorithms `--allreduce` can name. Each of ours is in its own module, whose
-/// documentation draws its schedule and gives its alpha-beta-gamma cost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AllreduceKind {
-    /// The MPI library's own MPI_Allreduce (the reference).
-    Mpi,
-    /// Reduce-scatter then allgather around a ring (bandwidth-optimal).
-    Ring,
-    /// Binomial-tree reduce to rank 0, then binomial-tree broadcast.
-    Tree,
-    /// Recursive doubling (latency-optimal for short messages).
-    Rd,
-    /// Recursive-halving reduce-scatter, recursive-doubling allgather.
-    Rabenseifner,
-    /// Everyone sends to rank 0, which sums and sends back (parameter server).
-    Star,
-}
-
-impl AllreduceKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            AllreduceKind::Mpi => "mpi",
-            AllreduceKind::Ring => "ring",
-            AllreduceKind::Tree => "tree",
-            AllreduceKind::Rd => "rd",
-            AllreduceKind::Rabenseifner => "rabenseifner",
-            AllreduceKind::Star => "star",
-        }
-    }
-
-    /// The algorithm for buffers of `len` elements of type `F` (its work buffers allocated
-    /// here, not in the step loop).
-    pub fn build<F: Real>(self, len: usize) -> Box<dyn Allreduce<F>> {
-        match self {
-            AllreduceKind::Mpi => Box::new(library::LibraryAllreduce),
-            AllreduceKind::Ring => Box::new(ring::Ring::new(len)),
-            AllreduceKind::Tree => Box::new(tree::Tree::new(len)),
-            AllreduceKind::Rd => Box::new(recursive_doubling::RecursiveDoubling::new(len)),
-            AllreduceKind::Rabenseifner => Box::new(rabenseifner::Rabenseifner::new(len)),
-            AllreduceKind::Star => Box::new(star::Star::new(len)),
-        }
-    }
-
-    /// What the algorithm's cost formula says `rank` of `p` sends for `n` elements of `elem`
-    /// bytes; `None` for the library's, whose traffic is not observable.
-    pub fn expected_traffic(self, n: usize, p: usize, rank: usize, elem: usize) -> Option<Traffic> {
-        let formula = match self {
-            AllreduceKind::Mpi => return None,
-            AllreduceKind::Ring => ring::expected_traffic,
-            AllreduceKind::Tree => tree::expected_traffic,
-            AllreduceKind::Rd => recursive_doubling::expected_traffic,
-            AllreduceKind::Rabenseifner => rabenseifner::expected_traffic,
-            AllreduceKind::Star => star::expected_traffic,
-        };
-        Some(formula(n, p, rank, elem))
-    }
-
-    /// How the bytes and messages it reports are counted, for the run file.
-    pub fn traffic_counting(self) -> &'static str {
-        match self {
-            AllreduceKind::Mpi => {
-                "payload: bytes of the buffer handed to MPI_Allreduce, one message per call; \
-                 the library's own traffic is not observable"
-            }
-            _ => "measured: bytes and messages this rank sent, counted at each point-to-point call",
-        }
-    }
 }
 
 /// `MPI_COMM_WORLD` and this process's place in it.
@@ -271,8 +222,9 @@ impl Comm {
 mod tests {
     use super::*;
 
-    fn traffic(kind: AllreduceKind, n: usize, p: usize, rank: usize) -> Traffic {
-        kind.expected_traffic(n, p, rank, 8).expect("one of ours")
+    fn traffic(name: &str, n: usize, p: usize, rank: usize) -> Traffic {
+        let algorithm = algorithm(name).expect("registered");
+        algorithm.traffic(n, p, rank, 8).expect("one of ours")
     }
 
     /// The per-rank counts agree with the closed forms of Thakur, Rabenseifner and Gropp
@@ -284,27 +236,55 @@ mod tests {
             let n = 48 * p;
             let bandwidth_optimal = (2 * n * (p - 1) / p * 8) as u64;
             for rank in 0..p {
-                let ring = traffic(AllreduceKind::Ring, n, p, rank);
+                let ring = traffic("ring", n, p, rank);
                 assert_eq!(
                     (ring.bytes, ring.messages),
                     (bandwidth_optimal, 2 * (p as u64 - 1))
                 );
-                let rab = traffic(AllreduceKind::Rabenseifner, n, p, rank);
+                let rab = traffic("rabenseifner", n, p, rank);
                 assert_eq!((rab.bytes, rab.messages), (bandwidth_optimal, 2 * lg));
-                let rd = traffic(AllreduceKind::Rd, n, p, rank);
+                let rd = traffic("rd", n, p, rank);
                 assert_eq!((rd.bytes, rd.messages), (lg * n as u64 * 8, lg));
             }
         }
     }
 
+    /// The critical path's bytes sent match the per-rank traffic of the busiest rank where
+    /// the schedule is symmetric (P a power of two, n divisible by P).
+    #[test]
+    fn cost_coefficients_agree_with_the_traffic_formulas() {
+        for p in [2usize, 4, 8] {
+            let n = 16 * p;
+            for name in ["ring", "rd", "rabenseifner"] {
+                let cost = (algorithm(name).unwrap().cost.unwrap())((8 * n) as f64, p);
+                let busiest = (0..p)
+                    .map(|r| traffic(name, n, p, r))
+                    .max_by_key(|t| t.bytes);
+                let busiest = busiest.unwrap();
+                assert_eq!(cost.bytes_sent, busiest.bytes as f64, "{name} P={p}");
+                assert_eq!(cost.messages, busiest.messages as f64, "{name} P={p}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_the_reference_comes_first() {
+        let mut names: Vec<&str> = ALGORITHMS.iter().map(|a| a.name).collect();
+        assert_eq!(names[0], reference().name);
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALGORITHMS.len());
+        assert!(ALGORITHMS[1..].iter().all(|a| a.cost.is_some()));
+    }
+
     #[test]
     fn tree_and_star_send_each_buffer_once_up_and_once_down() {
         for p in 1..20 {
-            for kind in [AllreduceKind::Tree, AllreduceKind::Star] {
-                let total: u64 = (0..p).map(|r| traffic(kind, 10, p, r).messages).sum();
-                assert_eq!(total, 2 * (p as u64 - 1), "{kind:?} P={p}");
+            for name in ["tree", "star"] {
+                let total: u64 = (0..p).map(|r| traffic(name, 10, p, r).messages).sum();
+                assert_eq!(total, 2 * (p as u64 - 1), "{name} P={p}");
             }
-            let root = traffic(AllreduceKind::Tree, 10, p, 0).messages;
+            let root = traffic("tree", 10, p, 0).messages;
             assert_eq!(
                 root,
                 u64::from(p.next_power_of_two().ilog2()),
@@ -316,11 +296,8 @@ mod tests {
     #[test]
     fn folding_costs_one_extra_buffer_for_the_first_2_rem_ranks() {
         // P = 6: p' = 4, rem = 2: ranks 0 and 2 sit out (one send in), 1 and 3 send one back.
-        let rd: Vec<u64> = (0..6)
-            .map(|r| traffic(AllreduceKind::Rd, 5, 6, r).messages)
-            .collect();
+        let rd: Vec<u64> = (0..6).map(|r| traffic("rd", 5, 6, r).messages).collect();
         assert_eq!(rd, [1, 3, 1, 3, 2, 2]);
-        let library = AllreduceKind::Mpi.expected_traffic(5, 6, 0, 8);
-        assert_eq!(library, None);
+        assert_eq!(reference().traffic(5, 6, 0, 8), None);
     }
 }

@@ -21,17 +21,44 @@ use std::ops::Range;
 use mpi::topology::SimpleCommunicator;
 
 use super::exchange::{add_into, split_ranges, Exchange};
-use super::fold::{fold_messages, plus_whole_buffers, Fold};
+use super::fold::{fold_cost, fold_messages, plus_whole_buffers, Fold};
+use super::registry::{Algorithm, Build, Builders, Cost};
 use super::{Allreduce, Traffic};
-use crate::data::partition::block;
+use crate::partition::block;
 use crate::real::Real;
+
+/// `--allreduce rabenseifner`.
+pub const ALGORITHM: Algorithm = Algorithm::new(
+    "rabenseifner",
+    "Recursive-halving reduce-scatter, recursive-doubling allgather",
+    "2 lg p' a + 2n(p'-1)/p' b + n(p'-1)/p' g, p' = 2^floor(log2 P); plus 2 a + 2n b + n g to fold P != p'",
+    Builders::of::<Rabenseifner<f64>, Rabenseifner<f32>>(),
+)
+.with_cost(cost)
+.with_traffic(expected_traffic);
+
+/// Critical path: lg p' halving and lg p' doubling steps over p' = 2^floor(log2 P) ranks,
+/// plus the fold when P is not a power of two ([`super::fold`]).
+fn cost(n: f64, p: usize) -> Cost {
+    let pof2 = 1usize << p.ilog2();
+    let share = (pof2 - 1) as f64 / pof2 as f64;
+    fold_cost(
+        Cost {
+            messages: 2.0 * f64::from(pof2.ilog2()),
+            bytes_sent: 2.0 * n * share,
+            bytes_added: n * share,
+        },
+        n,
+        p,
+    )
+}
 
 pub struct Rabenseifner<F> {
     scratch: Vec<F>,
 }
 
-impl<F: Real> Rabenseifner<F> {
-    pub fn new(len: usize) -> Self {
+impl<F: Real> Build<F> for Rabenseifner<F> {
+    fn build(len: usize) -> Self {
         Self {
             scratch: vec![F::zero(); len],
         }

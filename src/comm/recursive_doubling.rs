@@ -15,16 +15,42 @@
 use mpi::topology::SimpleCommunicator;
 
 use super::exchange::{add_into, Exchange};
-use super::fold::{fold_messages, plus_whole_buffers, Fold};
+use super::fold::{fold_cost, fold_messages, plus_whole_buffers, Fold};
+use super::registry::{Algorithm, Build, Builders, Cost};
 use super::{Allreduce, Traffic};
 use crate::real::Real;
+
+/// `--allreduce rd`.
+pub const ALGORITHM: Algorithm = Algorithm::new(
+    "rd",
+    "Recursive doubling (latency-optimal for short messages)",
+    "lg p' a + n lg p' b + n lg p' g, p' = 2^floor(log2 P); plus 2 a + 2n b + n g to fold P != p'",
+    Builders::of::<RecursiveDoubling<f64>, RecursiveDoubling<f32>>(),
+)
+.with_cost(cost)
+.with_traffic(expected_traffic);
+
+/// Critical path: lg p' exchanges of the whole buffer, plus the fold when P is not a power
+/// of two ([`super::fold`]).
+fn cost(n: f64, p: usize) -> Cost {
+    let lg = f64::from(p.ilog2());
+    fold_cost(
+        Cost {
+            messages: lg,
+            bytes_sent: n * lg,
+            bytes_added: n * lg,
+        },
+        n,
+        p,
+    )
+}
 
 pub struct RecursiveDoubling<F> {
     scratch: Vec<F>,
 }
 
-impl<F: Real> RecursiveDoubling<F> {
-    pub fn new(len: usize) -> Self {
+impl<F: Real> Build<F> for RecursiveDoubling<F> {
+    fn build(len: usize) -> Self {
         Self {
             scratch: vec![F::zero(); len],
         }

@@ -27,21 +27,42 @@ use std::ops::Range;
 use mpi::topology::SimpleCommunicator;
 
 use super::exchange::{add_into, split_ranges, Exchange};
+use super::registry::{Algorithm, Build, Builders, Cost};
 use super::{Allreduce, Traffic};
-use crate::data::partition::block;
+use crate::partition::block;
 use crate::real::Real;
 
 /// Largest message of the pipelined reduce-scatter: big enough that per-message latency is
 /// small against its transfer time, small enough that a segment splits into many chunks.
 pub const CHUNK_BYTES: usize = 256 << 10;
 
+/// `--allreduce ring`.
+pub const ALGORITHM: Algorithm = Algorithm::new(
+    "ring",
+    "Reduce-scatter then allgather around a ring (bandwidth-optimal)",
+    "2(P-1) a + 2n(P-1)/P b + n(P-1)/P g",
+    Builders::of::<Ring<f64>, Ring<f32>>(),
+)
+.with_cost(cost)
+.with_traffic(expected_traffic);
+
+/// Critical path: 2(P-1) messages, 2n(P-1)/P bytes sent, n(P-1)/P added.
+fn cost(n: f64, p: usize) -> Cost {
+    let share = (p - 1) as f64 / p as f64;
+    Cost {
+        messages: 2.0 * (p - 1) as f64,
+        bytes_sent: 2.0 * n * share,
+        bytes_added: n * share,
+    }
+}
+
 pub struct Ring<F> {
     /// Two chunk buffers: one being received while the other is added.
     scratch: Vec<F>,
 }
 
-impl<F: Real> Ring<F> {
-    pub fn new(len: usize) -> Self {
+impl<F: Real> Build<F> for Ring<F> {
+    fn build(len: usize) -> Self {
         Self {
             scratch: vec![F::zero(); 2 * chunk_len::<F>().min(len)],
         }

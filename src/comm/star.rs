@@ -11,15 +11,36 @@
 use mpi::topology::SimpleCommunicator;
 
 use super::exchange::{add_into, Exchange};
+use super::registry::{Algorithm, Build, Builders, Cost};
 use super::{Allreduce, Traffic};
 use crate::real::Real;
+
+/// `--allreduce star`.
+pub const ALGORITHM: Algorithm = Algorithm::new(
+    "star",
+    "Everyone sends to rank 0, which sums and sends back (parameter server)",
+    "2(P-1) a + 2(P-1)n b + (P-1)n g",
+    Builders::of::<Star<f64>, Star<f32>>(),
+)
+.with_cost(cost)
+.with_traffic(expected_traffic);
+
+/// Critical path: everything passes through rank 0, one buffer at a time.
+fn cost(n: f64, p: usize) -> Cost {
+    let others = (p - 1) as f64;
+    Cost {
+        messages: 2.0 * others,
+        bytes_sent: 2.0 * others * n,
+        bytes_added: others * n,
+    }
+}
 
 pub struct Star<F> {
     scratch: Vec<F>,
 }
 
-impl<F: Real> Star<F> {
-    pub fn new(len: usize) -> Self {
+impl<F: Real> Build<F> for Star<F> {
+    fn build(len: usize) -> Self {
         Self {
             scratch: vec![F::zero(); len],
         }

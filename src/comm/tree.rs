@@ -18,16 +18,38 @@
 use mpi::topology::SimpleCommunicator;
 
 use super::exchange::{add_into, Exchange};
+use super::registry::{Algorithm, Build, Builders, Cost};
 use super::{Allreduce, Traffic};
 use crate::real::Real;
+
+/// `--allreduce tree`.
+pub const ALGORITHM: Algorithm = Algorithm::new(
+    "tree",
+    "Binomial-tree reduce to rank 0, then binomial-tree broadcast",
+    "2 lg a + 2n lg b + n lg g, lg = ceil(log2 P)",
+    Builders::of::<Tree<f64>, Tree<f32>>(),
+)
+.with_cost(cost)
+.with_traffic(expected_traffic);
+
+/// Critical path: lg = ceil(log2 P) levels up, then down; each a message of n bytes, n added
+/// on the way up.
+fn cost(n: f64, p: usize) -> Cost {
+    let lg = f64::from(p.next_power_of_two().ilog2());
+    Cost {
+        messages: 2.0 * lg,
+        bytes_sent: 2.0 * n * lg,
+        bytes_added: n * lg,
+    }
+}
 
 pub struct Tree<F> {
     /// Receives a child's partial sum.
     scratch: Vec<F>,
 }
 
-impl<F: Real> Tree<F> {
-    pub fn new(len: usize) -> Self {
+impl<F: Real> Build<F> for Tree<F> {
+    fn build(len: usize) -> Self {
         Self {
             scratch: vec![F::zero(); len],
         }

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use super::{note_label, parse_label, ConvertArgs, RowSink, Scan, TextFormat};
+use super::{note_label, parse_label, RowSink, Scan, TextReader};
 use crate::errors::usage;
+use crate::settings::ConvertSettings;
 
 pub struct CsvFile {
     path: PathBuf,
@@ -23,9 +24,9 @@ pub struct CsvFile {
 
 impl CsvFile {
     /// Reads the first record to settle the header, the width and the label column.
-    pub fn new(args: &ConvertArgs) -> anyhow::Result<Self> {
+    pub fn new(args: &ConvertSettings) -> anyhow::Result<Self> {
         let path = args.input.clone();
-        let delimiter = delimiter(args)?;
+        let delimiter = args.delimiter;
         let mut first = ByteRecord::new();
         let mut reader = reader(&path, delimiter)?;
         if !reader
@@ -38,13 +39,9 @@ impl CsvFile {
             .iter()
             .map(|f| String::from_utf8_lossy(f).trim().to_string())
             .collect();
-        let has_header = if args.header {
-            true
-        } else if args.no_header {
-            false
-        } else {
-            fields.iter().any(|f| f.parse::<f64>().is_err())
-        };
+        let has_header = args
+            .header
+            .unwrap_or_else(|| fields.iter().any(|f| f.parse::<f64>().is_err()));
         let names: Vec<String> = if has_header {
             fields
         } else {
@@ -111,7 +108,7 @@ impl CsvFile {
     }
 }
 
-impl TextFormat for CsvFile {
+impl TextReader for CsvFile {
     fn scan(&self) -> anyhow::Result<Scan> {
         let mut rows = 0;
         let mut labels = BTreeSet::new();
@@ -174,22 +171,6 @@ fn csv_error(path: &Path, error: csv::Error) -> anyhow::Error {
         .position()
         .map_or(String::new(), |p| format!(":{}", p.line()));
     usage(format!("{}{line}: {error}", path.display()))
-}
-
-fn delimiter(args: &ConvertArgs) -> anyhow::Result<u8> {
-    let tsv = args
-        .input
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
-    let delimiter = args.delimiter.unwrap_or(if tsv { '\t' } else { ',' });
-    u8::try_from(delimiter)
-        .ok()
-        .filter(u8::is_ascii)
-        .ok_or_else(|| {
-            usage(format!(
-                "--delimiter {delimiter:?}: must be one ASCII character"
-            ))
-        })
 }
 
 /// The label column from a header name or a 0-based index.

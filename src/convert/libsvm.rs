@@ -6,8 +6,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
-use super::{note_label, parse_label, ConvertArgs, RowSink, Scan, TextFormat};
+use super::{note_label, parse_label, RowSink, Scan, TextReader};
 use crate::errors::usage;
+use crate::settings::ConvertSettings;
 
 pub struct LibsvmFile {
     path: PathBuf,
@@ -22,7 +23,7 @@ pub struct SparseRow {
 }
 
 impl LibsvmFile {
-    pub fn new(args: &ConvertArgs) -> Self {
+    pub fn new(args: &ConvertSettings) -> Self {
         Self {
             path: args.input.clone(),
             features: args.features,
@@ -71,7 +72,7 @@ impl LibsvmFile {
     }
 }
 
-impl TextFormat for LibsvmFile {
+impl TextReader for LibsvmFile {
     fn scan(&self) -> anyhow::Result<Scan> {
         let (mut rows, mut widest) = (0, 0);
         let mut labels = BTreeSet::new();

@@ -23,70 +23,17 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
 use hdf5::Dataset as H5Dataset;
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::config::Dtype;
 use crate::data::file::LABEL_VALUES;
 use crate::errors::usage;
-use crate::output;
-
-/// Options of `mpi-sgd convert`.
-#[derive(Debug, Clone, Args)]
-pub struct ConvertArgs {
-    /// Text file to convert (CSV or LIBSVM/svmlight).
-    pub input: PathBuf,
-    /// HDF5 file to write.
-    pub output: PathBuf,
-    /// Input format [default: libsvm for .svm/.libsvm/.svmlight, csv otherwise].
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// CSV field delimiter, one character [default: tab for .tsv, comma otherwise].
-    #[arg(long, value_name = "CHAR")]
-    pub delimiter: Option<char>,
-    /// The CSV's first line names the columns [default: detected: a first line with any
-    /// non-numeric field is a header].
-    #[arg(long, conflicts_with = "no_header")]
-    pub header: bool,
-    /// The CSV's first line is data.
-    #[arg(long)]
-    pub no_header: bool,
-    /// CSV column holding the label: a header name or a 0-based index [default: the last].
-    #[arg(long, value_name = "NAME|INDEX")]
-    pub label_column: Option<String>,
-    /// LIBSVM: number of features (indices 1..=D) [default: the largest index in the file].
-    #[arg(long, value_name = "D")]
-    pub features: Option<usize>,
-    /// Fraction of the rows written to X_test/y_test (the last rows, or random ones with
-    /// --shuffle).
-    #[arg(long, default_value_t = 0.0, value_name = "F")]
-    pub test_fraction: f64,
-    /// Shuffle the rows once here, so that training can read them in order.
-    #[arg(long)]
-    pub shuffle: bool,
-    /// Seed of --shuffle.
-    #[arg(long, default_value_t = 42, value_name = "S")]
-    pub seed: u64,
-    /// Type of the stored features.
-    #[arg(long, value_enum, default_value_t = Dtype::F64)]
-    pub dtype: Dtype,
-    /// gzip level of the chunked datasets, 0 (none) to 9.
-    #[arg(long, default_value_t = 4, value_name = "LEVEL")]
-    pub compression: u8,
-    /// Overwrite OUTPUT if it exists.
-    #[arg(long)]
-    pub force: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Csv,
-    Libsvm,
-}
+use crate::h5;
+use crate::kinds::{Dtype, TextFormat};
+use crate::settings::ConvertSettings;
 
 /// Rows written to HDF5 per call (and parsed per block).
 const BLOCK_ROWS: usize = 4096;
@@ -110,34 +57,22 @@ pub struct Scan {
 pub type RowSink<'a> = dyn FnMut(&[f64], i64) -> anyhow::Result<()> + 'a;
 
 /// A text format: a scan (pass 1) and a parse that hands every row to a sink (pass 2).
-trait TextFormat {
+trait TextReader {
     fn scan(&self) -> anyhow::Result<Scan>;
     fn parse(&self, scan: &Scan, sink: &mut RowSink) -> anyhow::Result<()>;
 }
 
 /// Runs the conversion; prints one summary line.
-pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
-    let format = input_format(args)?;
-    if !(0.0..1.0).contains(&args.test_fraction) {
-        return Err(usage(format!(
-            "--test-fraction {}: must be in [0, 1)",
-            args.test_fraction
-        )));
-    }
-    if args.compression > 9 {
-        return Err(usage(format!(
-            "--compression {}: gzip levels are 0..9",
-            args.compression
-        )));
-    }
+pub fn run(args: &ConvertSettings) -> anyhow::Result<()> {
+    let format = args.format;
     if !args.input.is_file() {
         return Err(usage(format!("{}: no such file", args.input.display())));
     }
-    output::check_destination("OUTPUT", &args.output, args.force)?;
+    h5::check_destination("OUTPUT", &args.output, args.force)?;
     let begin = std::time::Instant::now();
-    let reader: Box<dyn TextFormat> = match format {
-        Format::Csv => Box::new(csv_rows::CsvFile::new(args)?),
-        Format::Libsvm => Box::new(libsvm::LibsvmFile::new(args)),
+    let reader: Box<dyn TextReader> = match format {
+        TextFormat::Csv => Box::new(csv_rows::CsvFile::new(args)?),
+        TextFormat::Libsvm => Box::new(libsvm::LibsvmFile::new(args)),
     };
     let scan = reader.scan()?;
     let shown = args.input.display();
@@ -161,7 +96,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
         test_rows,
         features: scan.features,
     };
-    output::write_atomically(&args.output, |file| {
+    h5::write_atomically(&args.output, |file| {
         let mut out = Destination::create(file, args, &layout)?;
         write_metadata(file, args, format, &scan)?;
         if args.shuffle {
@@ -184,20 +119,6 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
         bytes as f64 / 1e6 / seconds
     );
     Ok(())
-}
-
-fn input_format(args: &ConvertArgs) -> anyhow::Result<Format> {
-    if let Some(format) = args.format {
-        return Ok(format);
-    }
-    let extension = args
-        .input
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase());
-    Ok(match extension.as_deref() {
-        Some("svm" | "libsvm" | "svmlight") => Format::Libsvm,
-        _ => Format::Csv,
-    })
 }
 
 /// Class index of a label found by the scan.
@@ -243,7 +164,7 @@ struct Destination {
 }
 
 impl Destination {
-    fn create(file: &hdf5::File, args: &ConvertArgs, layout: &Layout) -> anyhow::Result<Self> {
+    fn create(file: &hdf5::File, args: &ConvertSettings, layout: &Layout) -> anyhow::Result<Self> {
         let pair = |x_name: &str, y_name: &str, rows: usize| -> anyhow::Result<_> {
             Ok((
                 features_dataset(file, x_name, rows, layout.features, args)?,
@@ -306,7 +227,7 @@ fn features_dataset(
     name: &str,
     rows: usize,
     features: usize,
-    args: &ConvertArgs,
+    args: &ConvertSettings,
 ) -> anyhow::Result<H5Dataset> {
     let chunk = chunk_rows(rows, features * args.dtype.bytes());
     let mut builder = match args.dtype {
@@ -324,7 +245,7 @@ fn labels_dataset(
     file: &hdf5::File,
     name: &str,
     rows: usize,
-    args: &ConvertArgs,
+    args: &ConvertSettings,
 ) -> anyhow::Result<H5Dataset> {
     let mut builder = file.new_dataset::<u32>().chunk(chunk_rows(rows, 4));
     if args.compression > 0 {
@@ -336,40 +257,31 @@ fn labels_dataset(
 /// The label mapping, the feature names and how the file was made.
 fn write_metadata(
     file: &hdf5::File,
-    args: &ConvertArgs,
-    format: Format,
+    args: &ConvertSettings,
+    format: TextFormat,
     scan: &Scan,
 ) -> anyhow::Result<()> {
-    output::dataset(file, LABEL_VALUES, &scan.labels)?;
+    h5::dataset(file, LABEL_VALUES, &scan.labels)?;
     if let Some(names) = &scan.feature_names {
-        let names: Vec<_> = names.iter().map(|n| output::unicode(n)).collect();
-        output::dataset(file, "feature_names", &names)?;
+        let names: Vec<_> = names.iter().map(|n| h5::unicode(n)).collect();
+        h5::dataset(file, "feature_names", &names)?;
     }
-    output::text_attr(file, "format", "mpi-sgd-data/1")?;
-    output::text_attr(file, "source", &args.input.display().to_string())?;
-    output::text_attr(file, "source_format", format.name())?;
-    output::text_attr(file, "command_line", &crate::provenance::command_line())?;
-    output::scalar_attr(file, "test_fraction", &args.test_fraction)?;
-    output::scalar_attr(file, "shuffled", &u8::from(args.shuffle))?;
-    output::scalar_attr(file, "seed", &args.seed)?;
+    h5::text_attr(file, "format", "mpi-sgd-data/1")?;
+    h5::text_attr(file, "source", &args.input.display().to_string())?;
+    h5::text_attr(file, "source_format", format.name())?;
+    h5::text_attr(file, "command_line", &crate::provenance::command_line())?;
+    h5::scalar_attr(file, "test_fraction", &args.test_fraction)?;
+    h5::scalar_attr(file, "shuffled", &u8::from(args.shuffle))?;
+    h5::scalar_attr(file, "seed", &args.seed)?;
     Ok(())
-}
-
-impl Format {
-    fn name(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Libsvm => "libsvm",
-        }
-    }
 }
 
 /// Pass 2 into a raw scratch file of fixed-width rows (`features` values, then the class),
 /// pass 3 from it into the output in a seeded random order.
 fn write_shuffled(
-    reader: &dyn TextFormat,
+    reader: &dyn TextReader,
     scan: &Scan,
-    args: &ConvertArgs,
+    args: &ConvertSettings,
     out: &mut Destination,
 ) -> anyhow::Result<()> {
     let scratch = Scratch(scratch_path(&args.output));
@@ -426,14 +338,15 @@ mod tests {
     use clap::Parser;
     use proptest::prelude::*;
 
-    /// `mpi-sgd convert` options parsed as on the command line.
-    fn args(line: &[&str]) -> ConvertArgs {
+    /// `mpi-sgd convert` options parsed and validated as on the command line.
+    fn settings(line: &[&str]) -> anyhow::Result<ConvertSettings> {
         #[derive(Parser)]
         struct Wrapper {
             #[command(flatten)]
-            args: ConvertArgs,
+            args: crate::cli::ConvertArgs,
         }
-        Wrapper::parse_from(std::iter::once("convert").chain(line.iter().copied())).args
+        let line = std::iter::once("convert").chain(line.iter().copied());
+        ConvertSettings::from_args(Wrapper::parse_from(line).args)
     }
 
     fn scratch() -> PathBuf {
@@ -450,7 +363,7 @@ mod tests {
         fs::remove_file(&output).ok();
         let mut line = vec![input.to_str().unwrap(), output.to_str().unwrap(), "--force"];
         line.extend(extra);
-        if run(&args(&line)).is_err() {
+        if settings(&line).and_then(|s| run(&s)).is_err() {
             assert!(!output.exists());
         }
     }

@@ -19,9 +19,9 @@ use clap::Args;
 use hdf5::{Hyperslab, SliceOrIndex};
 use ndarray::{s, Array2, Axis};
 
-use super::partition::RowPattern;
 use super::Dataset;
 use crate::errors::usage;
+use crate::partition::RowPattern;
 use crate::real::Real;
 
 /// Names of the datasets inside a data file.
@@ -391,7 +391,7 @@ fn file_row(rows: &SliceOrIndex, local: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::partition::BatchPlan;
+    use crate::partition::BatchPlan;
 
     /// A file whose row i is [i, -i] (stored as f32) with label i % 3.
     /// With `chunked`, X is stored in chunks of 7 rows (the layout `convert` writes).

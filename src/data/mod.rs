@@ -2,17 +2,17 @@
 //! ([`synthetic`] generators or an HDF5 [`file`]).
 
 pub mod file;
-pub mod partition;
+pub mod spec;
 pub mod standardize;
 pub mod synthetic;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::config::{Config, DataSource, ModelKind};
 use crate::errors::usage;
+use crate::partition::{block, BatchPlan};
 use crate::real::Real;
 use file::{DataFile, Labels, Split};
-use partition::{block, BatchPlan};
+use spec::{DataSource, DataSpec};
 use synthetic::Generator;
 
 /// The sizes of the data a run trains on, final once the source is open.
@@ -33,39 +33,35 @@ pub enum Source {
 impl Source {
     /// Opens the configured source for `ranks` ranks and checks the requested sizes against
     /// it.
-    pub fn open(config: &Config, ranks: usize) -> anyhow::Result<(Self, DataShape)> {
-        match &config.data {
+    pub fn open(spec: &DataSpec, ranks: usize) -> anyhow::Result<(Self, DataShape)> {
+        match &spec.source {
             DataSource::Synthetic => {
                 let requested =
                     |value: Option<usize>| value.expect("synthetic sizes have defaults");
-                let per_rank = config.samples_per_rank.map(|rows| rows * ranks);
+                let per_rank = spec.samples_per_rank.map(|rows| rows * ranks);
                 let shape = DataShape {
-                    samples: requested(per_rank.or(config.samples)),
-                    features: requested(config.features),
-                    test_samples: requested(config.test_samples),
-                    classes: requested(config.classes),
+                    samples: requested(per_rank.or(spec.samples)),
+                    features: requested(spec.features),
+                    test_samples: requested(spec.test_samples),
+                    classes: requested(spec.classes),
                 };
-                let generator = match config.model {
-                    ModelKind::Logistic => {
-                        Generator::binary(shape.features, config.label_noise, config.seed)
-                    }
-                    ModelKind::Softmax | ModelKind::Mlp => {
-                        Generator::blobs(shape.features, shape.classes, config.seed)
-                    }
+                let generator = match spec.binary {
+                    true => Generator::binary(shape.features, spec.label_noise, spec.seed),
+                    false => Generator::blobs(shape.features, shape.classes, spec.seed),
                 };
                 Ok((Source::Synthetic(generator), shape))
             }
             DataSource::File(path) => {
-                let file = DataFile::open(path, &config.names, Labels::Required)?;
+                let file = DataFile::open(path, &spec.names, Labels::Required)?;
                 let shown = path.display();
                 let shape = DataShape {
-                    samples: config.samples.unwrap_or(file.rows),
+                    samples: spec.samples.unwrap_or(file.rows),
                     features: file.features,
-                    test_samples: config.test_samples.unwrap_or(file.test_rows),
-                    classes: config.classes.unwrap_or(file.classes),
+                    test_samples: spec.test_samples.unwrap_or(file.test_rows),
+                    classes: spec.classes.unwrap_or(file.classes),
                 };
-                check_classes(config, &file, shape.classes)?;
-                if let Some(features) = config.features.filter(|&f| f != file.features) {
+                check_classes(spec, &file, shape.classes)?;
+                if let Some(features) = spec.features.filter(|&f| f != file.features) {
                     return Err(usage(format!(
                         "--features {features}: {shown} has {} features; leave --features out to use the file's",
                         file.features
@@ -82,8 +78,8 @@ impl Source {
                         "--test-samples {}: {shown} has {} test rows ({}, {})",
                         shape.test_samples,
                         file.test_rows,
-                        config.names.x_test_name,
-                        config.names.y_test_name
+                        spec.names.x_test_name,
+                        spec.names.y_test_name
                     )));
                 }
                 Ok((Source::File(file), shape))
@@ -95,7 +91,7 @@ impl Source {
     /// block of the test rows.
     pub fn load<F: Real>(
         &self,
-        config: &Config,
+        spec: &DataSpec,
         shape: &DataShape,
         plan: &BatchPlan,
         rank: usize,
@@ -103,10 +99,10 @@ impl Source {
         let test_rows = block(shape.test_samples, plan.ranks(), rank);
         match self {
             Source::Synthetic(generator) => {
-                let train = generator.generate(config.seed, plan.global_rows(rank));
+                let train = generator.generate(spec.seed, plan.global_rows(rank));
                 // Test rows follow the training rows in the global index space.
                 let test = generator.generate(
-                    config.seed,
+                    spec.seed,
                     test_rows.start + shape.samples..test_rows.end + shape.samples,
                 );
                 Ok((train, test))
@@ -122,9 +118,9 @@ impl Source {
 /// A usage error when the file's labels and the classes asked for disagree: a label the model
 /// cannot output, a file that lists another number of classes, or more than two classes for
 /// logistic regression.
-fn check_classes(config: &Config, file: &DataFile, classes: usize) -> anyhow::Result<()> {
-    let shown = config.data.to_string();
-    if config.model == ModelKind::Logistic && file.classes > 2 {
+fn check_classes(spec: &DataSpec, file: &DataFile, classes: usize) -> anyhow::Result<()> {
+    let shown = spec.source.to_string();
+    if spec.binary && file.classes > 2 {
         return Err(usage(format!(
             "{shown}: the labels have {} classes but logistic regression is binary; use --model softmax or mlp",
             file.classes

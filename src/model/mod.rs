@@ -14,7 +14,7 @@ pub mod stable;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-use crate::config::ModelKind;
+use crate::kinds::ModelKind;
 
 use crate::real::Real;
 

@@ -156,3 +156,18 @@ pub fn read_params(path: &Path) -> Vec<f64> {
         .read_raw::<f64>()
         .unwrap()
 }
+
+/// The allreduce algorithms the binary registers (`mpi-sgd algorithms`), in its order.
+pub fn algorithms() -> Vec<String> {
+    let output = Command::new(BINARY)
+        .arg("algorithms")
+        .output()
+        .expect("the binary runs");
+    assert_success(&output);
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.starts_with(' '))
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}

@@ -4,11 +4,12 @@
 
 use std::path::Path;
 
-use crate::config::{Dtype, ModelKind};
+use super::FORMAT;
 use crate::data::standardize::Standardizer;
 use crate::errors::usage;
+use crate::h5::read_text_attr;
+use crate::kinds::{Dtype, ModelKind};
 use crate::model::{self, Model};
-use crate::output::{read_text_attr, FORMAT};
 use crate::real::Real;
 
 pub struct SavedModel<F> {
@@ -52,11 +53,8 @@ impl<F: Real> SavedModel<F> {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let file = open_run_file(path)?;
         let config = file.group("config")?;
-        let kind = match read_text_attr(&config, "model")?.as_str() {
-            "logistic" => ModelKind::Logistic,
-            "softmax" => ModelKind::Softmax,
-            _ => ModelKind::Mlp,
-        };
+        let kind =
+            ModelKind::from_name(&read_text_attr(&config, "model")?).unwrap_or(ModelKind::Mlp);
         let count = |name: &str| -> anyhow::Result<usize> {
             Ok(config.attr(name)?.read_scalar::<u64>()? as usize)
         };

@@ -15,7 +15,7 @@
 //! eval_s [epochs done, P]   evaluation seconds; metrics/* [epochs done]
 //! restarts, checkpoint_s, checkpoint_steps   the history of resumes and checkpoints
 //! ```
-//! Rank 0 gathers and writes it to a temporary name and renames it (via `output`), so a crash at
+//! Rank 0 gathers and writes it to a temporary name and renames it, so a crash at
 //! any moment leaves the previous checkpoint or the new one, never a broken one. Every rank reads
 //! its own row back on `--resume`.
 
@@ -25,13 +25,14 @@ use anyhow::Context;
 use hdf5::types::VarLenUnicode;
 use ndarray::{s, Array2};
 
+use super::{write_epoch_metrics, write_settings};
 use crate::comm::Comm;
-use crate::config::Setting;
 use crate::errors::usage;
+use crate::h5::{dataset, read_text_attr, scalar_attr, table_dataset, text_attr, write_atomically};
 use crate::model::BatchStats;
-use crate::output::{self, EpochMetrics, History};
 use crate::real::Real;
-use crate::record::{gather_columns, StepRecord};
+use crate::record::{gather_columns, EpochMetrics, GatheredSteps, History, StepRecord};
+use crate::settings::Setting;
 
 pub const FORMAT: &str = "mpi-sgd-checkpoint/1";
 
@@ -71,27 +72,38 @@ pub fn write<F: Real>(
     else {
         return comm.agree(Ok(()));
     };
-    let written = output::write_atomically(path, |file| {
-        output::text_attr(file, "format", FORMAT)?;
-        output::text_attr(file, "version", env!("CARGO_PKG_VERSION"))?;
-        output::write_settings(file, settings)?;
-        output::scalar_attr(file, "hash", &hash)?;
-        output::scalar_attr(file, "next_step", &(state.next_step as u64))?;
-        output::scalar_attr(file, "elapsed_s", &state.elapsed_s)?;
-        output::table_dataset(file, "params", &params)?;
-        output::table_dataset(file, "velocity", &velocity)?;
+    let written = write_atomically(path, |file| {
+        text_attr(file, "format", FORMAT)?;
+        text_attr(file, "version", env!("CARGO_PKG_VERSION"))?;
+        write_settings(file, settings)?;
+        scalar_attr(file, "hash", &hash)?;
+        scalar_attr(file, "next_step", &(state.next_step as u64))?;
+        scalar_attr(file, "elapsed_s", &state.elapsed_s)?;
+        table_dataset(file, "params", &params)?;
+        table_dataset(file, "velocity", &velocity)?;
         let seen = Array2::from_shape_vec((comm.size(), 3), seen).expect("P x 3");
-        output::table_dataset(file, "seen", &seen)?;
-        output::table_dataset(file, "eval_s", &eval_s)?;
+        table_dataset(file, "seen", &seen)?;
+        table_dataset(file, "eval_s", &eval_s)?;
         let h = &state.history;
-        output::dataset(file, "restarts", &h.restarts)?;
-        output::dataset(file, "checkpoint_s", &h.checkpoint_s)?;
-        output::dataset(file, "checkpoint_steps", &h.checkpoint_steps)?;
-        output::write_steps(&file.create_group("steps")?, &steps)?;
-        output::write_epoch_metrics(&file.create_group("metrics")?, &state.epochs)?;
+        dataset(file, "restarts", &h.restarts)?;
+        dataset(file, "checkpoint_s", &h.checkpoint_s)?;
+        dataset(file, "checkpoint_steps", &h.checkpoint_steps)?;
+        write_steps(&file.create_group("steps")?, &steps)?;
+        write_epoch_metrics(&file.create_group("metrics")?, &state.epochs)?;
         Ok(())
     });
     comm.agree(written)
+}
+
+/// Every column of a step record, by its name.
+fn write_steps(group: &hdf5::Group, steps: &GatheredSteps) -> hdf5::Result<()> {
+    for (name, table) in steps.floats() {
+        table_dataset(group, name, table)?;
+    }
+    for (name, table) in steps.counts_named() {
+        table_dataset(group, name, table)?;
+    }
+    Ok(())
 }
 
 /// Reads this rank's state from `path`; a usage error if it is not a checkpoint of this
@@ -103,63 +115,19 @@ pub fn read<F: Real>(
     hash: u64,
     steps: usize,
 ) -> anyhow::Result<TrainingState<F>> {
-    let shown = path.display();
-    if !path.is_file() {
-        return Err(usage(format!("--resume {shown}: no such file")));
-    }
-    let file = hdf5::File::open(path)
-        .ok()
-        .filter(|f| output::read_text_attr(f, "format").is_ok_and(|t| t == FORMAT))
-        .ok_or_else(|| usage(format!("--resume {shown}: not a checkpoint of mpi-sgd")))?;
-    if file.attr("hash")?.read_scalar::<u64>()? != hash {
-        let differ: Vec<String> = settings
-            .iter()
-            .filter_map(|(name, now)| {
-                let then = file.attr(name).ok().map(|a| stored_setting(&a, now));
-                (then.as_deref() != Some(&now.to_string())).then(|| {
-                    format!(
-                        "{name} {} (now {now})",
-                        then.unwrap_or_else(|| "absent".into())
-                    )
-                })
-            })
-            .collect();
-        return Err(usage(format!(
-            "--resume {shown}: the checkpoint is from another configuration ({}); resume with the options and build it was made with",
-            match differ.is_empty() {
-                true => "another build".to_string(),
-                false => differ.join(", "),
-            }
-        )));
-    }
-    let context = || format!("reading checkpoint {shown}");
+    let file = open_matching(path, settings, hash)?;
+    let context = || format!("reading checkpoint {}", path.display());
     let row = |name: &str| -> anyhow::Result<Vec<F>> {
         Ok(file
             .dataset(name)?
             .read_slice_1d::<F, _>(s![rank, ..])?
             .to_vec())
     };
-    let next_step = file.attr("next_step")?.read_scalar::<u64>()? as usize;
-    let mut record = StepRecord::new(steps);
-    let (floats, counts) = record.columns_mut();
-    for (name, column) in floats {
-        let saved =
-            column_of::<f64>(&file, &format!("steps/{name}"), rank).with_context(context)?;
-        column[..saved.len()].copy_from_slice(&saved);
-    }
-    for (name, column) in counts {
-        let saved =
-            column_of::<u64>(&file, &format!("steps/{name}"), rank).with_context(context)?;
-        column[..saved.len()].copy_from_slice(&saved);
-    }
     let seen = file
         .dataset("seen")?
         .read_slice_1d::<f64, _>(s![rank, ..])?;
-    let metric = |name: &str| -> anyhow::Result<Vec<f64>> {
-        Ok(file.dataset(&format!("metrics/{name}"))?.read_raw()?)
-    };
     Ok(TrainingState {
-        next_step,
+        next_step: file.attr("next_step")?.read_scalar::<u64>()? as usize,
         params: row("params").with_context(context)?,
         velocity: row("velocity").with_context(context)?,
         seen: BatchStats {
@@ -167,14 +135,9 @@ pub fn read<F: Real>(
             correct: seen[1],
             rows: seen[2],
         },
-        record,
+        record: read_record(&file, rank, steps).with_context(context)?,
         eval_s: column_of(&file, "eval_s", rank).with_context(context)?,
-        epochs: EpochMetrics {
-            train_loss: metric("train_loss")?,
-            train_accuracy: metric("train_accuracy")?,
-            test_loss: metric("test_loss")?,
-            test_accuracy: metric("test_accuracy")?,
-        },
+        epochs: read_epoch_metrics(&file)?,
         elapsed_s: file.attr("elapsed_s")?.read_scalar()?,
         history: History {
             restarts: file.dataset("restarts")?.read_raw()?,
@@ -182,6 +145,66 @@ pub fn read<F: Real>(
             checkpoint_steps: file.dataset("checkpoint_steps")?.read_raw()?,
         },
     })
+}
+
+/// Opens `path`, or says why it is not a checkpoint of this configuration.
+fn open_matching(
+    path: &Path,
+    settings: &[(&'static str, Setting)],
+    hash: u64,
+) -> anyhow::Result<hdf5::File> {
+    let shown = path.display();
+    if !path.is_file() {
+        return Err(usage(format!("--resume {shown}: no such file")));
+    }
+    let file = hdf5::File::open(path)
+        .ok()
+        .filter(|f| read_text_attr(f, "format").is_ok_and(|t| t == FORMAT))
+        .ok_or_else(|| usage(format!("--resume {shown}: not a checkpoint of mpi-sgd")))?;
+    if file.attr("hash")?.read_scalar::<u64>()? == hash {
+        return Ok(file);
+    }
+    let differ: Vec<String> = settings
+        .iter()
+        .filter_map(|(name, now)| {
+            let then = file.attr(name).ok().map(|a| stored_setting(&a, now));
+            (then.as_deref() != Some(&now.to_string())).then(|| {
+                format!(
+                    "{name} {} (now {now})",
+                    then.unwrap_or_else(|| "absent".into())
+                )
+            })
+        })
+        .collect();
+    Err(usage(format!(
+        "--resume {shown}: the checkpoint is from another configuration ({}); resume with the options and build it was made with",
+        match differ.is_empty() {
+            true => "another build".to_string(),
+            false => differ.join(", "),
+        }
+    )))
+}
+
+/// This rank's step record of the steps saved, in a record of `steps` steps.
+fn read_record(file: &hdf5::File, rank: usize, steps: usize) -> anyhow::Result<StepRecord> {
+    let mut record = StepRecord::new(steps);
+    for (name, column) in record.floats_mut() {
+        let saved = column_of::<f64>(file, &format!("steps/{name}"), rank)?;
+        column[..saved.len()].copy_from_slice(&saved);
+    }
+    for (name, column) in record.counts_mut() {
+        let saved = column_of::<u64>(file, &format!("steps/{name}"), rank)?;
+        column[..saved.len()].copy_from_slice(&saved);
+    }
+    Ok(record)
+}
+
+fn read_epoch_metrics(file: &hdf5::File) -> anyhow::Result<EpochMetrics> {
+    let mut epochs = EpochMetrics::default();
+    for (name, values) in epochs.named_mut() {
+        *values = file.dataset(&format!("metrics/{name}"))?.read_raw()?;
+    }
+    Ok(epochs)
 }
 
 /// Column `rank` of a [rows, ranks] table.

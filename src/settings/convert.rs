@@ -1,0 +1,93 @@
+//! `convert`'s options -> [`ConvertSettings`]: the input format and CSV delimiter resolved
+//! from the file name, the numbers checked, before any file is read.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::ConvertArgs;
+use crate::errors::usage;
+use crate::kinds::{Dtype, TextFormat};
+
+#[derive(Debug, Clone)]
+pub struct ConvertSettings {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub format: TextFormat,
+    /// CSV field delimiter, one ASCII byte.
+    pub delimiter: u8,
+    /// The CSV's first line is a header (`Some(true)`), data (`Some(false)`), or decided by
+    /// its fields (`None`).
+    pub header: Option<bool>,
+    pub label_column: Option<String>,
+    /// LIBSVM: number of features; `None`: the largest index in the file.
+    pub features: Option<usize>,
+    pub test_fraction: f64,
+    pub shuffle: bool,
+    pub seed: u64,
+    pub dtype: Dtype,
+    pub compression: u8,
+    pub force: bool,
+}
+
+impl ConvertSettings {
+    pub fn from_args(args: ConvertArgs) -> anyhow::Result<Self> {
+        if !(0.0..1.0).contains(&args.test_fraction) {
+            return Err(usage(format!(
+                "--test-fraction {}: must be in [0, 1)",
+                args.test_fraction
+            )));
+        }
+        if args.compression > 9 {
+            return Err(usage(format!(
+                "--compression {}: gzip levels are 0..9",
+                args.compression
+            )));
+        }
+        Ok(Self {
+            format: args.format.unwrap_or_else(|| format_of(&args.input)),
+            delimiter: delimiter(&args)?,
+            header: match (args.header, args.no_header) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            input: args.input,
+            output: args.output,
+            label_column: args.label_column,
+            features: args.features,
+            test_fraction: args.test_fraction,
+            shuffle: args.shuffle,
+            seed: args.seed,
+            dtype: args.dtype,
+            compression: args.compression,
+            force: args.force,
+        })
+    }
+}
+
+/// LIBSVM for `.svm`, `.libsvm` and `.svmlight` files, CSV otherwise.
+fn format_of(input: &Path) -> TextFormat {
+    let extension = input
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase());
+    match extension.as_deref() {
+        Some("svm" | "libsvm" | "svmlight") => TextFormat::Libsvm,
+        _ => TextFormat::Csv,
+    }
+}
+
+/// `--delimiter`, or tab for `.tsv` files and comma otherwise.
+fn delimiter(args: &ConvertArgs) -> anyhow::Result<u8> {
+    let tsv = args
+        .input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    let delimiter = args.delimiter.unwrap_or(if tsv { '\t' } else { ',' });
+    u8::try_from(delimiter)
+        .ok()
+        .filter(u8::is_ascii)
+        .ok_or_else(|| {
+            usage(format!(
+                "--delimiter {delimiter:?}: must be one ASCII character"
+            ))
+        })
+}

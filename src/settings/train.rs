@@ -1,0 +1,418 @@
+//! `train`'s options -> validated [`TrainSettings`], before any MPI work.
+//!
+//! Two stages, as in ripgrep: [`TrainArgs`] is what the user typed (clap), [`TrainSettings`]
+//! the settings with defaults resolved and every value checked. Checks that need the number of
+//! ranks (batch >= ranks) happen after MPI starts, in [`crate::partition::BatchPlan`]; checks
+//! that need the data file, when it is opened ([`crate::data::Source::open`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Setting;
+use crate::cli::TrainArgs;
+use crate::comm::Algorithm;
+use crate::data::spec::{DataSource, DataSpec};
+use crate::data::DataShape;
+use crate::errors::usage;
+use crate::fault::Faults;
+use crate::kinds::{Dtype, ModelKind};
+
+/// Validated settings of a training run. The data's sizes are final only once the data source
+/// has been opened ([`crate::data::DataShape`]); here they are what the user asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSettings {
+    pub model: ModelKind,
+    /// Hidden widths (empty unless `model` is mlp).
+    pub hidden: Vec<usize>,
+    pub data: DataSpec,
+    pub standardize: bool,
+    pub epochs: usize,
+    /// The global batch, unless `batch_per_rank` is set.
+    pub batch: usize,
+    pub batch_per_rank: Option<usize>,
+    pub lr: f64,
+    pub momentum: f64,
+    pub l2: f64,
+    pub warmup_epochs: f64,
+    pub allreduce: &'static Algorithm,
+    /// `None`: gradient averaging every step; `Some(k)`: parameter averaging every k steps
+    /// (0: at the end only).
+    pub average_every: Option<usize>,
+    pub dtype: Dtype,
+    pub seed: u64,
+    pub out: Option<PathBuf>,
+    pub force: bool,
+    pub log_every: usize,
+    /// Where checkpoints go (`None`: no --out and no --checkpoint).
+    pub checkpoint: Option<PathBuf>,
+    pub checkpoint_every: Option<usize>,
+    pub checkpoint_seconds: Option<f64>,
+    pub resume: Option<PathBuf>,
+    /// `None`: the watchdog is off.
+    pub stall_timeout: Option<Duration>,
+    pub faults: Faults,
+}
+
+const DEFAULT_HIDDEN: [usize; 2] = [128, 64];
+const DEFAULT_SAMPLES: usize = 1_000_000;
+const DEFAULT_FEATURES: usize = 20;
+const DEFAULT_TEST_SAMPLES: usize = 10_000;
+const DEFAULT_CLASSES: usize = 10;
+
+impl TrainSettings {
+    pub fn from_args(args: TrainArgs) -> anyhow::Result<Self> {
+        let data = data_spec(&args)?;
+        let hidden = hidden_widths(&args)?;
+        check_counts(&args)?;
+        check_optimizer(&args)?;
+        let checkpoint = checkpoint_path(&args)?;
+        Ok(Self {
+            model: args.model,
+            hidden,
+            data,
+            standardize: args.standardize,
+            epochs: args.epochs,
+            batch: args.batch,
+            batch_per_rank: args.batch_per_rank,
+            lr: args.lr,
+            momentum: args.momentum,
+            l2: args.l2,
+            warmup_epochs: args.warmup_epochs,
+            allreduce: args.allreduce,
+            average_every: args.average_every,
+            dtype: args.dtype,
+            seed: args.seed,
+            out: args.out,
+            force: args.force,
+            log_every: args.log_every,
+            checkpoint,
+            checkpoint_every: args.checkpoint_every,
+            checkpoint_seconds: args.checkpoint_seconds,
+            resume: args.resume,
+            stall_timeout: (args.stall_timeout > 0.0)
+                .then(|| Duration::from_secs_f64(args.stall_timeout)),
+            faults: Faults {
+                plan: args.fail_at,
+                mode: args.fail_mode,
+            },
+        })
+    }
+
+    /// Rows per step over all ranks.
+    pub fn global_batch(&self, ranks: usize) -> usize {
+        self.batch_per_rank.map_or(self.batch, |rows| rows * ranks)
+    }
+
+    /// Layer widths of the softmax/MLP network: [features, hidden..., classes].
+    pub fn widths(&self, shape: &DataShape) -> Vec<usize> {
+        let mut widths = vec![shape.features];
+        widths.extend(&self.hidden);
+        widths.push(shape.classes);
+        widths
+    }
+
+    /// Every resolved option, as the run file's and the checkpoint's `/config` attributes.
+    pub fn attributes(&self, ranks: usize, shape: &DataShape) -> Vec<(&'static str, Setting)> {
+        use Setting::*;
+        let hidden: Vec<String> = self.hidden.iter().map(|w| w.to_string()).collect();
+        let names = &self.data.names;
+        vec![
+            ("model", Text(self.model.name().into())),
+            ("hidden", Text(hidden.join(","))),
+            ("data", Text(self.data.source.to_string())),
+            ("x_name", Text(names.x_name.clone())),
+            ("y_name", Text(names.y_name.clone())),
+            ("x_test_name", Text(names.x_test_name.clone())),
+            ("y_test_name", Text(names.y_test_name.clone())),
+            ("standardize", Int(u64::from(self.standardize))),
+            ("samples", Int(shape.samples as u64)),
+            (
+                "samples_per_rank",
+                Int(self.data.samples_per_rank.unwrap_or(0) as u64),
+            ),
+            ("features", Int(shape.features as u64)),
+            ("classes", Int(shape.classes as u64)),
+            ("test_samples", Int(shape.test_samples as u64)),
+            ("label_noise", Float(self.data.label_noise)),
+            ("epochs", Int(self.epochs as u64)),
+            ("batch", Int(self.global_batch(ranks) as u64)),
+            (
+                "batch_per_rank",
+                Int(self.batch_per_rank.unwrap_or(0) as u64),
+            ),
+            ("lr", Float(self.lr)),
+            ("momentum", Float(self.momentum)),
+            ("l2", Float(self.l2)),
+            ("warmup_epochs", Float(self.warmup_epochs)),
+            ("allreduce", Text(self.allreduce.name.into())),
+            (
+                "average_every",
+                Text(self.average_every.map_or("off".into(), |k| k.to_string())),
+            ),
+            ("dtype", Text(self.dtype.name().into())),
+            ("seed", Int(self.seed)),
+            ("ranks", Int(ranks as u64)),
+            ("log_every", Int(self.log_every as u64)),
+        ]
+    }
+}
+
+/// The rows asked for, with the synthetic generator's defaults.
+fn data_spec(args: &TrainArgs) -> anyhow::Result<DataSpec> {
+    let source = match args.data.as_str() {
+        "synthetic" => DataSource::Synthetic,
+        path => DataSource::File(PathBuf::from(path)),
+    };
+    let synthetic = source == DataSource::Synthetic;
+    if !synthetic && args.label_noise != 0.0 {
+        return Err(usage("--label-noise applies to synthetic data only"));
+    }
+    if !synthetic && args.samples_per_rank.is_some() {
+        return Err(usage(
+            "--samples-per-rank applies to synthetic data only; use --samples to take the first rows of a file",
+        ));
+    }
+    if !(0.0..=0.5).contains(&args.label_noise) {
+        return Err(usage(format!(
+            "--label-noise {}: must be in [0, 0.5]",
+            args.label_noise
+        )));
+    }
+    let synthetic_default = |value: usize| synthetic.then_some(value);
+    Ok(DataSpec {
+        samples: args
+            .samples
+            .or((synthetic && args.samples_per_rank.is_none()).then_some(DEFAULT_SAMPLES)),
+        samples_per_rank: args.samples_per_rank,
+        features: args.features.or(synthetic_default(DEFAULT_FEATURES)),
+        classes: classes(args, synthetic)?,
+        test_samples: args
+            .test_samples
+            .or(synthetic_default(DEFAULT_TEST_SAMPLES)),
+        names: args.names.clone(),
+        binary: args.model == ModelKind::Logistic,
+        label_noise: args.label_noise,
+        seed: args.seed,
+        source,
+    })
+}
+
+/// Classes asked for: 2 for logistic regression; 10 for synthetic blobs; a file's own count
+/// (`None`) otherwise.
+fn classes(args: &TrainArgs, synthetic: bool) -> anyhow::Result<Option<usize>> {
+    let classes = match (args.model, args.classes) {
+        (ModelKind::Logistic, None) => Some(2),
+        (ModelKind::Logistic, Some(k)) if k != 2 => {
+            return Err(usage(format!(
+                "--classes {k}: logistic regression is binary; use --model softmax or mlp for {k} classes"
+            )))
+        }
+        (_, None) if synthetic => Some(DEFAULT_CLASSES),
+        (_, k) => k,
+    };
+    if let Some(k) = classes.filter(|&k| k < 2) {
+        return Err(usage(format!("--classes {k}: need at least 2 classes")));
+    }
+    Ok(classes)
+}
+
+fn hidden_widths(args: &TrainArgs) -> anyhow::Result<Vec<usize>> {
+    let hidden = match (args.model, &args.hidden) {
+        (ModelKind::Mlp, hidden) => hidden.clone().unwrap_or(DEFAULT_HIDDEN.to_vec()),
+        (_, None) => Vec::new(),
+        (model, Some(_)) => {
+            return Err(usage(format!(
+                "--hidden applies to --model mlp only, not {}",
+                model.name()
+            )))
+        }
+    };
+    if hidden.contains(&0) {
+        return Err(usage(
+            "--hidden: every layer width must be at least 1, e.g. --hidden 128,64",
+        ));
+    }
+    Ok(hidden)
+}
+
+/// Sizes and counts that must be at least 1.
+fn check_counts(args: &TrainArgs) -> anyhow::Result<()> {
+    let positive = [
+        ("--samples", args.samples),
+        ("--samples-per-rank", args.samples_per_rank),
+        ("--features", args.features),
+        ("--epochs", Some(args.epochs)),
+        ("--batch", Some(args.batch)),
+        ("--batch-per-rank", args.batch_per_rank),
+        ("--checkpoint-every", args.checkpoint_every),
+    ];
+    for (name, value) in positive.into_iter().filter_map(|(n, v)| Some((n, v?))) {
+        if value == 0 {
+            return Err(usage(format!("{name} must be at least 1")));
+        }
+    }
+    Ok(())
+}
+
+/// The optimiser's numbers and the stall timeout.
+fn check_optimizer(args: &TrainArgs) -> anyhow::Result<()> {
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(usage(format!(
+            "--lr {}: the learning rate must be a positive finite number",
+            args.lr
+        )));
+    }
+    if !(0.0..1.0).contains(&args.momentum) {
+        return Err(usage(format!(
+            "--momentum {}: must be in [0, 1)",
+            args.momentum
+        )));
+    }
+    for (name, value) in [("--l2", args.l2), ("--warmup-epochs", args.warmup_epochs)] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(usage(format!(
+                "{name} {value}: must be a finite number >= 0"
+            )));
+        }
+    }
+    if !(args.stall_timeout.is_finite() && args.stall_timeout >= 0.0) {
+        return Err(usage(format!(
+            "--stall-timeout {}: must be a number of seconds >= 0 (0: off)",
+            args.stall_timeout
+        )));
+    }
+    Ok(())
+}
+
+/// Where checkpoints go: `--checkpoint`, or beside `--out` (`run.h5` -> `run.ckpt.h5`).
+fn checkpoint_path(args: &TrainArgs) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(seconds) = args
+        .checkpoint_seconds
+        .filter(|s| !(s.is_finite() && *s > 0.0))
+    {
+        return Err(usage(format!(
+            "--checkpoint-seconds {seconds}: must be a positive number of seconds"
+        )));
+    }
+    let checkpoint = args
+        .checkpoint
+        .clone()
+        .or_else(|| args.out.as_ref().map(|out| out.with_extension("ckpt.h5")));
+    let wants_checkpoints = args.checkpoint_every.is_some() || args.checkpoint_seconds.is_some();
+    if wants_checkpoints && checkpoint.is_none() {
+        return Err(usage(
+            "--checkpoint-every/--checkpoint-seconds need a place for the checkpoint: give --checkpoint PATH or --out",
+        ));
+    }
+    Ok(checkpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(line: &str) -> anyhow::Result<TrainSettings> {
+        let argv = std::iter::once("mpi-sgd train").chain(line.split_whitespace());
+        let argv: Vec<&str> = argv.flat_map(|a| a.split(' ')).collect();
+        match Cli::try_parse_from(argv)?.command {
+            Command::Train(args) => TrainSettings::from_args(*args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = parse("").unwrap();
+        assert_eq!(c.model, ModelKind::Logistic);
+        assert_eq!(
+            (c.data.samples, c.data.features, c.data.classes),
+            (Some(1_000_000), Some(20), Some(2))
+        );
+        assert_eq!(c.data.test_samples, Some(10_000));
+        let weak = parse("--samples-per-rank 1000").unwrap();
+        assert_eq!(
+            (weak.data.samples, weak.data.samples_per_rank),
+            (None, Some(1000))
+        );
+        assert!(parse("--samples-per-rank 10 --samples 20").is_err());
+        let per_rank = parse("--batch-per-rank 64").unwrap();
+        assert_eq!(
+            (per_rank.global_batch(1), per_rank.global_batch(8)),
+            (64, 512)
+        );
+        assert!(parse("--batch-per-rank 64 --batch 128").is_err());
+        let file = parse("--data d.h5").unwrap();
+        assert_eq!(file.data.source, DataSource::File("d.h5".into()));
+        assert_eq!(
+            (
+                file.data.samples,
+                file.data.features,
+                file.data.test_samples
+            ),
+            (None, None, None)
+        );
+        assert_eq!((c.epochs, c.batch, c.lr, c.seed), (8, 8192, 0.1, 42));
+        assert_eq!(c.dtype, Dtype::F64);
+        assert!(c.hidden.is_empty());
+        let mlp = parse("--model mlp").unwrap();
+        assert_eq!(
+            (mlp.hidden.clone(), mlp.data.classes),
+            (vec![128, 64], Some(10))
+        );
+        let shape = DataShape {
+            samples: 100,
+            features: 20,
+            test_samples: 0,
+            classes: 10,
+        };
+        assert_eq!(mlp.widths(&shape), vec![20, 128, 64, 10]);
+    }
+
+    #[test]
+    fn bad_options_are_usage_errors_that_name_the_option() {
+        for (line, needle) in [
+            ("--samples 0", "--samples"),
+            ("--lr -1", "--lr"),
+            ("--lr nan", "--lr"),
+            ("--momentum 1", "--momentum"),
+            ("--model softmax --classes 1", "--classes"),
+            ("--classes 3", "binary"),
+            ("--hidden 4", "--hidden"),
+            ("--model mlp --hidden 4,0", "--hidden"),
+            ("--data file.h5 --label-noise 0.1", "--label-noise"),
+            ("--data file.h5 --samples-per-rank 5", "--samples-per-rank"),
+            ("--samples-per-rank 0", "--samples-per-rank"),
+            ("--label-noise 0.7", "--label-noise"),
+        ] {
+            let err = parse(line).unwrap_err();
+            assert!(err.is::<crate::errors::UsageError>(), "{line}: {err}");
+            assert!(err.to_string().contains(needle), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn clap_refuses_what_does_not_parse() {
+        assert!(parse("--hidden 4,x --model mlp").is_err());
+        assert!(parse("--model tree").is_err());
+        assert!(parse("--allreduce carrier-pigeon").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fuzz_hidden_layer_lists_parse_or_refuse(list in "[0-9,x -]{0,24}") {
+            if let Ok(config) = parse(&format!("--model mlp --hidden {list}")) {
+                proptest::prop_assert!(config.hidden.iter().all(|&w| w >= 1));
+            }
+        }
+
+        #[test]
+        fn fuzz_fail_at_plans_parse_or_refuse(plan in "[0-9a-z:]{0,20}") {
+            if let Ok(config) = parse(&format!("--fail-at {plan}")) {
+                proptest::prop_assert_eq!(config.faults.plan.unwrap().to_string(), plan);
+            }
+        }
+    }
+}

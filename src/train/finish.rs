@@ -1,0 +1,118 @@
+//! After the last step: every rank's record gathered into the run file, and the lines that end
+//! the run (the summary on stdout, or why it stopped early).
+
+use super::setup::LocalData;
+use super::trainer::Trainer;
+use crate::info_root;
+use crate::partition::BatchPlan;
+use crate::provenance::{Provenance, Startup};
+use crate::real::Real;
+use crate::record::{gather_columns, Summary};
+use crate::runfile::{self, RunReport};
+use crate::settings::TrainSettings;
+
+/// Collective (gathers); rank 0 writes the file when `--out` was given.
+pub fn write_run_file<F: Real>(
+    trainer: &Trainer<F>,
+    provenance: &Provenance,
+    startup: &Startup,
+    summary: Summary,
+) -> anyhow::Result<()> {
+    let Trainer {
+        config,
+        comm,
+        plan,
+        data,
+        ..
+    } = trainer;
+    let Some(path) = &config.out else {
+        return Ok(());
+    };
+    let steps = trainer.record.gather(comm, trainer.next_step);
+    let eval_s = gather_columns(comm, &trainer.eval_s);
+    let rows = comm.gather(&[data.train.rows() as u64]);
+    let test_rows = comm.gather(&[data.test.rows() as u64]);
+    let mpi_init_s = comm.gather(&[startup.mpi_init_s]);
+    let data_s = comm.gather(&[data.seconds]);
+    let (Some(steps), Some(eval_s), Some(rows), Some(test_rows), Some(mpi_init_s), Some(data_s)) =
+        (steps, eval_s, rows, test_rows, mpi_init_s, data_s)
+    else {
+        return Ok(()); // not rank 0
+    };
+    let report = RunReport {
+        provenance,
+        settings: config.attributes(comm.size(), &data.shape),
+        allreduce_counting: config.allreduce.counting,
+        rows,
+        test_rows,
+        mpi_init_s,
+        data_s,
+        loss: mean_batch_loss(plan, &steps.loss_sum),
+        steps,
+        eval_s,
+        epochs: trainer.epochs.clone(),
+        params: &trainer.params,
+        layout: trainer.model.layout(),
+        scaling: data.scaling.as_ref(),
+        resumed: &trainer.history,
+        summary,
+    };
+    runfile::write(path, &report)?;
+    info_root!(comm, "wrote {}", path.display());
+    Ok(())
+}
+
+/// [S] the global mean loss of each step's batch, from every rank's [S, P] loss sums.
+fn mean_batch_loss(plan: &BatchPlan, loss_sum: &ndarray::Array2<f64>) -> Vec<f64> {
+    let steps_per_epoch = plan.steps_per_epoch();
+    loss_sum
+        .rows()
+        .into_iter()
+        .enumerate()
+        .map(|(t, by_rank)| by_rank.sum() / plan.batch_rows(t % steps_per_epoch).len() as f64)
+        .collect()
+}
+
+/// The last line on stdout: `key=value` pairs for scripts.
+pub fn summary_line<F>(
+    config: &TrainSettings,
+    ranks: usize,
+    data: &LocalData<F>,
+    s: &Summary,
+) -> String {
+    let out = config
+        .out
+        .as_ref()
+        .map_or("-".to_string(), |p| p.display().to_string());
+    let shape = &data.shape;
+    format!(
+        "ranks={ranks} model={} allreduce={} dtype={} samples={} features={} batch={} epochs={} steps={} \
+         wall_s={:.6} samples_per_s={:.1} loss={:.6} train_accuracy={:.6} test_accuracy={:.6} out={out}",
+        config.model.name(),
+        config.allreduce.name,
+        config.dtype.name(),
+        shape.samples,
+        shape.features,
+        config.global_batch(ranks),
+        config.epochs,
+        s.steps,
+        s.wall_s,
+        s.samples_per_s,
+        s.loss,
+        s.train_accuracy,
+        s.test_accuracy,
+    )
+}
+
+/// Rank 0's line when a signal stopped the run: where, and how to continue.
+pub fn interrupted_line(config: &TrainSettings, name: &str, step: usize, total: usize) -> String {
+    let saved = match &config.checkpoint {
+        Some(path) => format!(
+            "checkpoint {}; continue with --resume {}",
+            path.display(),
+            path.display()
+        ),
+        None => "no checkpoint (give --out or --checkpoint to keep one)".to_string(),
+    };
+    format!("mpi-sgd: interrupted by {name}: stopped after step {step} of {total}; {saved}")
+}

@@ -1,0 +1,156 @@
+//! The training step, the one place where a rank's work meets the others':
+//!
+//! ```text
+//! compute   forward + backward on my share of the global batch -> grad (summed over my rows)
+//! combine   what the schedule says for this step:
+//!             gradient averaging: allreduce(grad) -> combined, before the update
+//!             local SGD:          nothing, or allreduce(params) / P after the update
+//! update    the optimiser's step, identical on every rank (the same combined bits)
+//! ```
+//! Gradient averaging and local SGD (`--average-every K`) are two [`Schedule`]s of this one
+//! step. Each phase boundary is one [`crate::clock::PhaseClock::enter`]; nothing else happens
+//! inside a step: no allocation, no I/O, no logging.
+
+use super::trainer::Trainer;
+use crate::comm::Traffic;
+use crate::model::BatchStats;
+use crate::phase::Phase;
+use crate::real::Real;
+
+/// What a step combines across ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Combine {
+    /// The gradient, summed over the global batch, before the update.
+    Gradient,
+    /// The parameters, averaged over ranks, after the update.
+    Parameters,
+}
+
+impl Combine {
+    fn name(self) -> &'static str {
+        match self {
+            Combine::Gradient => "gradient",
+            Combine::Parameters => "parameters",
+        }
+    }
+}
+
+/// When the ranks combine what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Synchronous SGD: the gradient every step.
+    GradientAveraging,
+    /// Local SGD: each rank steps on its own rows; the parameters every `every` steps (0:
+    /// never) and after the last step, so the replicas end identical.
+    LocalSgd { every: usize },
+}
+
+impl Schedule {
+    /// `--average-every`: local SGD when given.
+    pub fn from_option(average_every: Option<usize>) -> Self {
+        match average_every {
+            None => Schedule::GradientAveraging,
+            Some(every) => Schedule::LocalSgd { every },
+        }
+    }
+
+    /// What step `step` (0-based) of `total` combines, if anything.
+    pub fn at(self, step: usize, total: usize) -> Option<Combine> {
+        match self {
+            Schedule::GradientAveraging => Some(Combine::Gradient),
+            Schedule::LocalSgd { every } => {
+                let due = every > 0 && (step + 1) % every == 0;
+                (due || step + 1 == total).then_some(Combine::Parameters)
+            }
+        }
+    }
+}
+
+impl<F: Real> Trainer<'_, F> {
+    /// One step: compute, combine (as the schedule says), update. Errors (divergence) are the
+    /// same on every rank: every rank holds the same combined bits.
+    pub(super) fn step(&mut self, step: usize) -> anyhow::Result<BatchStats> {
+        let combine = self.schedule.at(step, self.record.steps());
+        let s = step % self.plan.steps_per_epoch();
+        let mut traffic = Traffic::default();
+
+        self.clock.enter(step, Phase::Compute)?;
+        let (x, y) = self
+            .data
+            .train
+            .slice(self.plan.local_batch(self.comm.rank(), s));
+        let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
+
+        if combine == Some(Combine::Gradient) {
+            self.clock.enter(step, Phase::Allreduce)?;
+            traffic = self.allreduce_sum_of(Combine::Gradient);
+        }
+        self.clock.enter(step, Phase::Update)?;
+        match combine {
+            Some(Combine::Gradient) => {
+                self.check_finite(step, Combine::Gradient)?;
+                let rows = self.plan.batch_rows(s).len();
+                self.sgd.step(step, &mut self.params, &self.combined, rows);
+            }
+            _ => {
+                let rows = self.plan.local_batch(self.comm.rank(), s).len().max(1);
+                self.sgd.step(step, &mut self.params, &self.grad, rows);
+            }
+        }
+        if combine == Some(Combine::Parameters) {
+            self.clock.enter(step, Phase::Allreduce)?;
+            traffic = self.allreduce_sum_of(Combine::Parameters);
+            let share = F::from_f64(1.0 / self.comm.size() as f64);
+            for (p, &sum) in self.params.iter_mut().zip(&self.combined) {
+                *p = sum * share;
+            }
+            self.check_finite(step, Combine::Parameters)?;
+        }
+        let seconds = self.clock.finish_step();
+        self.record.record(step, seconds, traffic, stats.loss_sum);
+        Ok(stats)
+    }
+
+    /// Sums `what` over the ranks into `combined`, with the configured algorithm.
+    fn allreduce_sum_of(&mut self, what: Combine) -> Traffic {
+        let send = match what {
+            Combine::Gradient => &self.grad,
+            Combine::Parameters => &self.params,
+        };
+        self.allreduce
+            .allreduce_sum(self.comm.world(), send, &mut self.combined)
+    }
+
+    /// Fails if the allreduce result holds NaN or Inf. Every rank holds the same bits of it,
+    /// so every rank stops at the same step without any extra communication.
+    fn check_finite(&self, step: usize, combined: Combine) -> anyhow::Result<()> {
+        if self.combined.iter().all(|v| v.is_finite()) {
+            return Ok(());
+        }
+        let epoch = step / self.plan.steps_per_epoch();
+        anyhow::bail!(
+            "training diverged at step {} (epoch {}): the combined {} holds NaN or Inf; \
+             lower --lr (now {:?}) or add --warmup-epochs",
+            step + 1,
+            epoch + 1,
+            combined.name(),
+            self.config.lr
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_sgd_averages_every_k_steps_and_after_the_last() {
+        let local = Schedule::from_option(Some(3));
+        let averaged: Vec<usize> = (0..8).filter(|&t| local.at(t, 8).is_some()).collect();
+        assert_eq!(averaged, [2, 5, 7]);
+        let once = Schedule::from_option(Some(0));
+        assert_eq!((0..5).filter(|&t| once.at(t, 5).is_some()).count(), 1);
+        let sync = Schedule::from_option(None);
+        assert!((0..5).all(|t| sync.at(t, 5) == Some(Combine::Gradient)));
+    }
+}

@@ -1,0 +1,156 @@
+//! One rank's training state and the loop over the steps, which reads like the step itself:
+//!
+//! ```text
+//! for each step:  compute | combine | update      (step.rs)
+//!                 epoch end: evaluate             (control.rs)
+//!                 every VOTE_EVERY steps: stop vote; checkpoints when due
+//! ```
+
+use std::sync::Arc;
+
+use super::setup::LocalData;
+use super::step::Schedule;
+use crate::clock::PhaseClock;
+use crate::comm::{Allreduce, Comm};
+use crate::interrupt::{Signals, Vote};
+use crate::model::{self, BatchStats, Model};
+use crate::optim::{Sgd, SgdSettings};
+use crate::partition::BatchPlan;
+use crate::real::Real;
+use crate::record::{EpochMetrics, History, StepRecord};
+use crate::runfile::checkpoint::TrainingState;
+use crate::settings::TrainSettings;
+use crate::watchdog::Progress;
+
+/// One rank's training state: the model, its flat parameter and gradient buffers, and the
+/// measurements, all allocated before the first step.
+pub struct Trainer<'a, F: Real> {
+    pub config: &'a TrainSettings,
+    pub comm: &'a Comm,
+    pub plan: BatchPlan,
+    pub data: &'a LocalData<F>,
+    /// The configuration hash, stored in checkpoints.
+    pub hash: u64,
+    pub schedule: Schedule,
+    pub model: Box<dyn Model<F>>,
+    pub params: Vec<F>,
+    /// This rank's gradient, summed over its rows of the batch.
+    pub grad: Vec<F>,
+    /// The allreduce result: the gradient summed over the global batch, or with local SGD
+    /// the parameters summed over ranks.
+    pub combined: Vec<F>,
+    pub sgd: Sgd<F>,
+    pub allreduce: Box<dyn Allreduce<F>>,
+    pub clock: PhaseClock<'a>,
+    pub record: StepRecord,
+    /// Seconds of each epoch's evaluation on this rank.
+    pub eval_s: Vec<f64>,
+    pub epochs: EpochMetrics,
+    /// The first step not yet taken, and this epoch's loss/accuracy sums so far.
+    pub next_step: usize,
+    pub seen: BatchStats,
+    /// Training seconds before a resume; resumes and checkpoints so far.
+    pub elapsed_before: f64,
+    pub history: History,
+    pub signals: Signals,
+    pub vote: Vote,
+}
+
+impl<'a, F: Real> Trainer<'a, F> {
+    pub fn new(
+        config: &'a TrainSettings,
+        comm: &'a Comm,
+        plan: BatchPlan,
+        data: &'a LocalData<F>,
+        hash: u64,
+        progress: Arc<Progress>,
+        signals: Signals,
+    ) -> Self {
+        let widths = config.widths(&data.shape);
+        let model = model::build::<F>(config.model, &widths, plan.max_local_batch(comm.rank()));
+        let mut params = vec![F::zero(); model.n_params()];
+        model.init_params(&mut params, config.seed);
+        let n = params.len();
+        let steps_per_epoch = plan.steps_per_epoch();
+        let warmup_steps = (config.warmup_epochs * steps_per_epoch as f64).round() as usize;
+        let sgd = SgdSettings {
+            lr: config.lr,
+            momentum: config.momentum,
+            l2: config.l2,
+            warmup_steps,
+        };
+        Self {
+            config,
+            comm,
+            plan,
+            data,
+            hash,
+            schedule: Schedule::from_option(config.average_every),
+            model,
+            grad: vec![F::zero(); n],
+            combined: vec![F::zero(); n],
+            params,
+            sgd: Sgd::new(sgd, n),
+            allreduce: config.allreduce.build::<F>(n),
+            clock: PhaseClock::new(comm, config.faults, progress),
+            record: StepRecord::new(config.epochs * steps_per_epoch),
+            eval_s: Vec::with_capacity(config.epochs),
+            epochs: EpochMetrics::default(),
+            next_step: 0,
+            seen: BatchStats::default(),
+            elapsed_before: 0.0,
+            history: History::default(),
+            signals,
+            vote: Vote::new(),
+        }
+    }
+
+    /// Continues from a checkpoint's state.
+    pub fn restore(&mut self, state: TrainingState<F>) {
+        self.next_step = state.next_step;
+        self.params = state.params;
+        self.sgd.velocity = state.velocity;
+        self.seen = state.seen;
+        self.record = state.record;
+        self.eval_s = state.eval_s;
+        self.epochs = state.epochs;
+        self.elapsed_before = state.elapsed_s;
+        self.history = state.history;
+        self.history.restarts.push(self.next_step as u64);
+        // The checkpoint resumed from cannot hold its own writing time.
+        self.history.checkpoint_s.push(f64::NAN);
+        self.history.checkpoint_steps.push(self.next_step as u64);
+    }
+
+    /// Collective: the remaining steps, each epoch's evaluation, and after each step the stop
+    /// vote and checkpoints. Returns the signal that stopped training early, if any; errors are
+    /// agreed (divergence, checkpoints).
+    pub fn train(&mut self) -> anyhow::Result<Option<(i32, &'static str)>> {
+        let loop_begin = mpi::time();
+        let mut last_checkpoint = loop_begin;
+        for step in self.next_step..self.record.steps() {
+            let stats = self.step(step)?;
+            self.seen += stats;
+            self.log_progress(step, &stats);
+            if (step + 1) % self.plan.steps_per_epoch() == 0 {
+                self.evaluate(step)?;
+            }
+            self.next_step = step + 1;
+            let stop = self.control(step, loop_begin, &mut last_checkpoint)?;
+            if stop.is_some() {
+                return Ok(stop);
+            }
+        }
+        self.vote.finish();
+        Ok(None)
+    }
+
+    /// Rows of the steps taken so far (every epoch, resumed ones included).
+    pub fn rows_trained(&self) -> usize {
+        let steps_per_epoch = self.plan.steps_per_epoch();
+        let partial: usize = (0..self.next_step % steps_per_epoch)
+            .map(|s| self.plan.batch_rows(s).len())
+            .sum();
+        self.next_step / steps_per_epoch * self.data.shape.samples + partial
+    }
+}
