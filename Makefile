@@ -102,9 +102,11 @@ test: deps venv
 test-slurm: deps build
 	bash tests/slurm.sh
 
+# Formatting, clippy, and the layers of src/ (no module imports one above it, no import cycle).
 lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
+	cargo test --release --test layers
 
 bench: build venv
 	bash bench/run.sh

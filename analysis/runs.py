@@ -39,6 +39,7 @@ class Run:
     test_accuracy: float
     batch: int
     grad_bytes: int  # bytes of the flat gradient one allreduce moves
+    timer_overhead_s: float  # the MPI_Wtime reads of one step
 
 
 @dataclass
@@ -74,6 +75,7 @@ def read_run(path):
             test_accuracy=float(summary["test_accuracy"]),
             batch=int(config["batch"]),
             grad_bytes=int(f["model/params"].size * f["model/params"].dtype.itemsize),
+            timer_overhead_s=float(summary["timer_overhead_s"]),
         )
 
 

@@ -5,8 +5,10 @@ import csv
 import statistics
 import sys
 from collections import defaultdict
+from pathlib import Path
 
-import h5py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from analysis.runs import read_run  # noqa: E402  (the one reader of run files)
 
 ITEM = {"f64": 8, "f32": 4}
 LOGISTIC = dict(samples=1_000_000, features=20, epochs=8)
@@ -113,8 +115,7 @@ def gemm_rate(paths, ranks):
     flops = MLP["samples"] * MLP["epochs"] * mlp_flops_per_row(MLP["widths"]) / ranks
     rates = []
     for p in paths:
-        compute = h5py.File(p, "r")["timings/compute"][()]
-        rates += list(flops / compute.sum(axis=0) / 1e9)
+        rates += list(flops / read_run(p).compute.sum(axis=0) / 1e9)
     return statistics.median(rates)
 
 

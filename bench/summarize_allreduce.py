@@ -12,26 +12,21 @@ import statistics
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.commmodel import ALGORITHMS as OURS, fit, predict  # noqa: E402  (the one cost model)
+from analysis.runs import read_run, read_sweep  # noqa: E402  (the one reader of run files)
 
 
 def load(folder):
     sweeps = sorted(glob.glob(f"{folder}/sweep-*.h5"))
     sizes, ranks, latency = None, None, {}
     for path in sweeps:
-        with h5py.File(path, "r") as f:
-            sizes = f["bench/sizes_bytes"][()]
-            ranks = int(f["bench"].attrs["ranks"])
-            for name in f["bench"]:
-                if name == "sizes_bytes":
-                    continue
-                lat = f[f"bench/{name}/latency_s"][()]  # [sizes, iterations, ranks]
-                per_rank = np.nanmedian(lat, axis=1)
-                latency.setdefault(name, []).append(np.median(per_rank, axis=1))
+        sweep = read_sweep(path)
+        sizes, ranks = sweep.sizes, sweep.ranks
+        for name, median in sweep.latency.items():
+            latency.setdefault(name, []).append(median)
     latency = {k: np.median(np.array(v), axis=0) for k, v in latency.items()}
     osu = []
     for path in sorted(glob.glob(f"{folder}/osu-*.txt")):
@@ -110,8 +105,7 @@ def main(folder):
         out.append("\n## Local SGD: accuracy against bytes sent (ring allreduce)\n")
         out.append("| workload | averaging | test accuracy | wall s | bytes sent per rank |\n|---|---|---|---|---|")
         for row in local:
-            with h5py.File(row["file"], "r") as f:
-                sent = f["comm/bytes_sent"][()].sum(axis=0).mean()
+            sent = read_run(row["file"]).bytes_sent.sum(axis=0).mean()
             label = {"grad": "gradients, every step", "0": "parameters, once at the end"}.get(
                 row["average_every"], f"parameters, every {row['average_every']} steps")
             out.append(f"| {row['workload']} | {label} | {float(row['test_accuracy']):.4f} | "

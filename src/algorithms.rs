@@ -1,6 +1,8 @@
 //! `mpi-sgd algorithms`: the registered allreduce algorithms and their cost formulas; with
 //! `--ranks` and `--bytes`, the alpha-beta-gamma coefficients of each for every (P, n) as CSV,
 //! the numbers `analysis/commmodel.py` must reproduce. No MPI: it only reads the registry.
+//!
+//! Not the formulas themselves: each lives in its algorithm's file.
 
 use crate::cli::AlgorithmsArgs;
 use crate::comm::ALGORITHMS;

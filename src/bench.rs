@@ -9,6 +9,8 @@
 //! equals MPI_Allreduce's (bitwise on integer-valued data, to rounding on random data), is
 //! bit-identical on every rank, and whether the bytes and messages sent equal the algorithm's
 //! cost formula. Every per-iteration latency goes to the HDF5 file.
+//!
+//! Not a training benchmark (that is `make bench`), and not the algorithms (`comm`).
 
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};

@@ -1,5 +1,7 @@
 //! BLAS threading. Ranks are the parallelism, so each rank's BLAS runs on one thread unless the
 //! user asked otherwise through OpenBLAS's own environment variables.
+//!
+//! Not the BLAS itself: OpenBLAS, linked through ndarray.
 
 use std::ffi::{c_char, c_int, CStr};
 

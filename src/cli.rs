@@ -10,7 +10,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 use crate::comm::{self, Algorithm, ALGORITHMS};
-use crate::data::file::{DatasetNames, Split};
+use crate::data::spec::{DatasetNames, Split};
 use crate::fault::{FailAt, FailMode};
 use crate::kinds::{Dtype, ModelKind, TextFormat};
 

@@ -1,6 +1,8 @@
 //! Errors are values until `main`; these types decide the exit code there.
 //!
 //! Exit codes follow the usual convention: 0 success, 1 runtime failure, 2 usage error.
+//!
+//! Not where errors are printed (`main`, once, by the rank the ranks agreed on).
 
 use std::fmt;
 

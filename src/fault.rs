@@ -2,6 +2,8 @@
 //! the tests can show what the job does when a rank fails anywhere (it ends, non-zero, with one
 //! message naming the rank, and never hangs). `--fail-mode` picks how the rank fails: an error,
 //! a panic, or a hang (it stops making progress, for the stall watchdog).
+//!
+//! Not the failure handling itself (`clock`, `Comm::agree`, `main`): only the plan.
 
 use std::fmt;
 use std::str::FromStr;

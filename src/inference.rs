@@ -5,11 +5,14 @@
 //! `predict` writes one file with serial HDF5: rank 0 creates it at a temporary name, then the
 //! ranks write their blocks in rank order (a barrier between turns), and rank 0 renames it into
 //! place. Every rank holds only its block of rows and probabilities.
+//!
+//! Not training: the model is read from a run file and never changed.
 
 use ndarray::{s, Array2};
 
 use crate::comm::Comm;
-use crate::data::file::{DataFile, Labels, Split, LABEL_VALUES};
+use crate::data::file::{DataFile, Labels, LABEL_VALUES};
+use crate::data::spec::Split;
 use crate::errors::usage;
 use crate::h5;
 use crate::info_root;

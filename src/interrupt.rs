@@ -5,6 +5,8 @@
 //! latency to the loop, only two MPI calls and 4 bytes per vote; every rank sees the same bits
 //! after the same step, so they stop, or checkpoint, together. A second signal ends the process
 //! at once.
+//!
+//! Not the checkpoint writing (`runfile::checkpoint`), only when to stop.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 //! `RUST_LOG` works as usual (default `info`). Messages about the whole job are logged by rank 0
 //! only ([`info_root!`]); per-rank details are at `debug`, so other ranks stay quiet unless
 //! asked with `RUST_LOG=debug`. Logs go to stderr; stdout carries only the final summary line.
+//!
+//! Not the run file: logs are for people watching, the run file for analysis.
 
 use std::io::Write;
 use std::time::Instant;

@@ -3,6 +3,8 @@
 //! `main` is the table of contents: parse and validate options (before MPI starts), start MPI,
 //! run the subcommand, and turn its outcome into one message and an exit code
 //! (0 success, 1 runtime failure, 2 usage error).
+//!
+//! Not the place for any subcommand's logic: each lives in its own module.
 
 // Links OpenBLAS, the BLAS behind ndarray's matrix products.
 extern crate blas_src;

@@ -8,6 +8,8 @@
 //! v = momentum * v + d          (v = d when momentum = 0)
 //! w = w - lr_t * v,   lr_t = lr * min(1, (t + 1) / warmup_steps)
 //! ```
+//!
+//! Not the schedule of communication (`train::step`): the update sees only a combined gradient.
 
 use crate::real::Real;
 

@@ -1,4 +1,6 @@
 //! Where and how a run happened: the facts a reader needs to trust or reproduce its numbers.
+//!
+//! Not the measurements (`record`): only facts about the environment.
 
 use crate::comm::Comm;
 

@@ -2,6 +2,8 @@
 //!
 //! Every numeric routine is generic over [`Real`], so one code path serves both precisions; the
 //! choice is made once, in `main`, and never looked at again.
+//!
+//! Not a numeric tower: the two IEEE types BLAS, MPI and HDF5 all move.
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;

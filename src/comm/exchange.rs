@@ -1,6 +1,8 @@
 //! Point-to-point transfers of our allreduce algorithms, counted where they happen: the bytes
 //! and messages an algorithm reports are measured here, never computed by the algorithm itself,
 //! so the tests can hold them against each algorithm's cost formula.
+//!
+//! Not an algorithm: the counted send and receive every algorithm uses.
 
 use mpi::point_to_point::send_receive_into_with_tags;
 use mpi::topology::SimpleCommunicator;

@@ -6,6 +6,8 @@
 //! p' remaining ranks run the algorithm under new ranks 0..p', and at the end each odd rank of
 //! the first 2 rem sends the result back to its even partner. Cost on top of the algorithm:
 //! `2 a + 2 n b + n g` for the ranks involved, nothing for the others.
+//!
+//! Not an algorithm of its own: the wrapper that lets the hypercube ones run on any P.
 
 use super::exchange::{add_into, Exchange};
 use super::registry::Cost;

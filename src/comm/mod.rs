@@ -5,6 +5,8 @@
 //! loop (metric sums, gathers to rank 0, agreeing on errors). The gradient allreduce goes
 //! through an [`Allreduce`] object instead, so algorithms can be swapped and compared; each one
 //! reports the bytes and messages it sent, which the trainer records per step.
+//!
+//! Not the training step's schedule (what is combined when: `train::step`).
 
 mod exchange;
 mod fold;

@@ -13,6 +13,8 @@
 //! Memory: one block of rows, the label set, and with `--shuffle` 8 bytes per row for the
 //! permutation. The output is written to a temporary name and renamed when complete, so an
 //! error (reported with the file and line) leaves nothing at the output path.
+//!
+//! Not a reader for training (`data::file` reads what this writes).
 
 mod csv_rows;
 mod libsvm;

@@ -5,59 +5,26 @@
 //! `y_test` of the same width; the names can be changed with [`DatasetNames`]. A file written
 //! by `mpi-sgd convert` also holds `label_values` [K], the original label of each class.
 //!
-//! A rank's training rows (its share of every global batch, see [`super::partition`]) are one
+//! A rank's training rows (its share of every global batch, see [`crate::partition`]) are one
 //! strided hyperslab plus, when the last batch is short, one contiguous range: two reads per
 //! dataset, and a rank holds only its share of the data in memory. HDF5 converts the stored
 //! float type to the run's `--dtype` while reading. Labels are checked once at open, in chunks
 //! of constant size, so bad labels are reported before any rank trains.
+//!
+//! Not the writer of data files (`convert`), nor the choice of rows (`partition`).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Args;
 use hdf5::{Hyperslab, SliceOrIndex};
 use ndarray::{s, Array2, Axis};
 
+use super::spec::{DatasetNames, Split};
 use super::Dataset;
 use crate::errors::usage;
 use crate::partition::RowPattern;
 use crate::real::Real;
-
-/// Names of the datasets inside a data file.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
-pub struct DatasetNames {
-    /// Dataset of the training features [rows, features].
-    #[arg(long, default_value = "X", value_name = "NAME")]
-    pub x_name: String,
-    /// Dataset of the training labels [rows].
-    #[arg(long, default_value = "y", value_name = "NAME")]
-    pub y_name: String,
-    /// Dataset of the test features (optional in the file).
-    #[arg(long, default_value = "X_test", value_name = "NAME")]
-    pub x_test_name: String,
-    /// Dataset of the test labels (optional in the file).
-    #[arg(long, default_value = "y_test", value_name = "NAME")]
-    pub y_test_name: String,
-}
-
-impl Default for DatasetNames {
-    fn default() -> Self {
-        Self {
-            x_name: "X".into(),
-            y_name: "y".into(),
-            x_test_name: "X_test".into(),
-            y_test_name: "y_test".into(),
-        }
-    }
-}
-
-/// The training or the test part of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Split {
-    Train,
-    Test,
-}
 
 /// Whether the labels must be present (training, evaluation) or are not read (prediction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,75 +65,43 @@ impl DataFile {
         }
         let file = hdf5::File::open(path)
             .map_err(|e| usage(format!("{shown}: not a readable HDF5 file ({e})")))?;
-        let shape = |name: &str, dims: usize| -> anyhow::Result<Option<Vec<usize>>> {
-            if !file.link_exists(name) {
-                return Ok(None);
-            }
-            let shape = file
-                .dataset(name)
-                .map_err(|e| usage(format!("{shown}: {name} is not a dataset ({e})")))?
-                .shape();
-            if shape.len() != dims {
-                return Err(usage(format!(
-                    "{shown}: {name} has {} dimensions, expected {dims}",
-                    shape.len()
-                )));
-            }
-            Ok(Some(shape))
-        };
         let missing = |name: &str| {
             usage(format!(
                 "{shown}: no dataset {name}; the file needs {} [rows, features] and {} [rows] (other names: --x-name, --y-name)",
                 names.x_name, names.y_name
             ))
         };
-        let x = shape(&names.x_name, 2)?.ok_or_else(|| missing(&names.x_name))?;
+        let x = shape_of(&file, path, &names.x_name, 2)?.ok_or_else(|| missing(&names.x_name))?;
         if x[0] == 0 || x[1] == 0 {
             return Err(usage(format!(
                 "{shown}: {} is empty ({} x {})",
                 names.x_name, x[0], x[1]
             )));
         }
-        let x_test = shape(&names.x_test_name, 2)?;
+        let x_test = shape_of(&file, path, &names.x_test_name, 2)?;
         if let Some(xt) = x_test.as_ref().filter(|xt| xt[1] != x[1]) {
             return Err(usage(format!(
                 "{shown}: {} has {} columns but {} has {}",
                 names.x_test_name, xt[1], names.x_name, x[1]
             )));
         }
+        let x_test_rows = x_test.map(|xt| xt[0]);
         if labels == Labels::Required {
-            let y = shape(&names.y_name, 1)?.ok_or_else(|| missing(&names.y_name))?;
-            let y_test = shape(&names.y_test_name, 1)?;
-            let pairs = [
-                (&names.x_name, Some(x[0]), &names.y_name, Some(y[0])),
-                (
-                    &names.x_test_name,
-                    x_test.as_ref().map(|s| s[0]),
-                    &names.y_test_name,
-                    y_test.map(|s| s[0]),
-                ),
-            ];
-            for (x_name, x_rows, y_name, y_rows) in pairs {
-                match (x_rows, y_rows) {
-                    (Some(a), Some(b)) if a != b => {
-                        return Err(usage(format!(
-                            "{shown}: {x_name} has {a} rows but {y_name} has {b}"
-                        )))
-                    }
-                    (Some(_), None) | (None, Some(_)) => {
-                        return Err(usage(format!(
-                            "{shown}: {x_name} and {y_name} must both be present or both absent"
-                        )))
-                    }
-                    _ => {}
-                }
-            }
+            let y =
+                shape_of(&file, path, &names.y_name, 1)?.ok_or_else(|| missing(&names.y_name))?;
+            let y_test = shape_of(&file, path, &names.y_test_name, 1)?;
+            check_label_rows(
+                path,
+                names,
+                (x[0], y[0]),
+                (x_test_rows, y_test.map(|s| s[0])),
+            )?;
         }
         let mut data = Self {
             path: path.to_path_buf(),
             rows: x[0],
             features: x[1],
-            test_rows: x_test.map_or(0, |xt| xt[0]),
+            test_rows: x_test_rows.unwrap_or(0),
             classes: 0,
             lists_classes: false,
             names: names.clone(),
@@ -386,6 +321,62 @@ fn file_row(rows: &SliceOrIndex, local: usize) -> usize {
             start + local / block * step + local % block
         }
     }
+}
+
+/// The shape of dataset `name`, `None` if the file has none; a usage error if it is not a
+/// dataset of `dims` dimensions.
+fn shape_of(
+    file: &hdf5::File,
+    path: &Path,
+    name: &str,
+    dims: usize,
+) -> anyhow::Result<Option<Vec<usize>>> {
+    if !file.link_exists(name) {
+        return Ok(None);
+    }
+    let shown = path.display();
+    let shape = file
+        .dataset(name)
+        .map_err(|e| usage(format!("{shown}: {name} is not a dataset ({e})")))?
+        .shape();
+    if shape.len() != dims {
+        return Err(usage(format!(
+            "{shown}: {name} has {} dimensions, expected {dims}",
+            shape.len()
+        )));
+    }
+    Ok(Some(shape))
+}
+
+/// Features and labels come in pairs of the same length: (X rows, y rows) of the training set
+/// and, when present, of the test set.
+fn check_label_rows(
+    path: &Path,
+    names: &DatasetNames,
+    train: (usize, usize),
+    test: (Option<usize>, Option<usize>),
+) -> anyhow::Result<()> {
+    let shown = path.display();
+    let pairs = [
+        (&names.x_name, Some(train.0), &names.y_name, Some(train.1)),
+        (&names.x_test_name, test.0, &names.y_test_name, test.1),
+    ];
+    for (x_name, x_rows, y_name, y_rows) in pairs {
+        match (x_rows, y_rows) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(usage(format!(
+                    "{shown}: {x_name} has {a} rows but {y_name} has {b}"
+                )))
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(usage(format!(
+                    "{shown}: {x_name} and {y_name} must both be present or both absent"
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

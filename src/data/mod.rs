@@ -1,5 +1,7 @@
-//! Training and test rows: which ones a rank owns ([`partition`]) and where they come from
-//! ([`synthetic`] generators or an HDF5 [`file`]).
+//! Training and test rows: where they come from ([`synthetic`] generators or an HDF5
+//! [`file`]), for the rows a rank owns.
+//!
+//! Not the choice of rows ([`crate::partition`]), nor the model they feed.
 
 pub mod file;
 pub mod spec;
@@ -11,8 +13,8 @@ use ndarray::{Array2, ArrayView2};
 use crate::errors::usage;
 use crate::partition::{block, BatchPlan};
 use crate::real::Real;
-use file::{DataFile, Labels, Split};
-use spec::{DataSource, DataSpec};
+use file::{DataFile, Labels};
+use spec::{DataSource, DataSpec, Split};
 use synthetic::Generator;
 
 /// The sizes of the data a run trains on, final once the source is open.

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::file::DatasetNames;
+use clap::Args;
 
 /// Where the training rows come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,4 +44,39 @@ pub struct DataSpec {
     pub label_noise: f64,
     /// Seed of the synthetic rows.
     pub seed: u64,
+}
+
+/// Names of the datasets inside a data file.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DatasetNames {
+    /// Dataset of the training features [rows, features].
+    #[arg(long, default_value = "X", value_name = "NAME")]
+    pub x_name: String,
+    /// Dataset of the training labels [rows].
+    #[arg(long, default_value = "y", value_name = "NAME")]
+    pub y_name: String,
+    /// Dataset of the test features (optional in the file).
+    #[arg(long, default_value = "X_test", value_name = "NAME")]
+    pub x_test_name: String,
+    /// Dataset of the test labels (optional in the file).
+    #[arg(long, default_value = "y_test", value_name = "NAME")]
+    pub y_test_name: String,
+}
+
+impl Default for DatasetNames {
+    fn default() -> Self {
+        Self {
+            x_name: "X".into(),
+            y_name: "y".into(),
+            x_test_name: "X_test".into(),
+            y_test_name: "y_test".into(),
+        }
+    }
+}
+
+/// The training or the test part of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    Train,
+    Test,
 }

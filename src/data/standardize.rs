@@ -5,6 +5,8 @@
 //! deviations from those means (giving the variances). The two-pass formula stays exact to
 //! rounding where the one-pass `E[x^2] - E[x]^2` cancels catastrophically (a feature whose
 //! mean is large against its spread). Cost: 2 allreduces of d doubles, once per run.
+//!
+//! Not a general preprocessing pipeline: one affine scaling, stored in the run file.
 
 use ndarray::{Array2, ArrayView2, Axis};
 

@@ -10,6 +10,8 @@
 //!   `w* ~ N(0, I_d)`, each label flipped with probability `label_noise`.
 //! - [`Generator::Blobs`] for softmax and MLP: `y` uniform in `0..K`, `x = c_y + N(0, I_d)` with
 //!   centres `c_k ~ N(0, CENTRE_SPREAD^2 I_d)`.
+//!
+//! Not a data set of record: the rows are a function of the seed, for scaling studies.
 
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};

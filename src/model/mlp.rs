@@ -11,6 +11,8 @@
 //! ```
 //! Parameters (flat): `W1, b1, W2, b2, ...`, each W row-major. The products are BLAS GEMMs on
 //! buffers allocated once for `max_rows` rows.
+//!
+//! Not the optimiser (`optim`), nor the combination of gradients across ranks.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2};

@@ -4,6 +4,8 @@
 //! `e^|z|` = inf. Everything here only ever exponentiates a non-positive number (the standard
 //! forms, as in scikit-learn's `_logistic_loss` and `scipy.special.logsumexp`): the softplus
 //! of logistic regression is `max(z, 0) + ln(1 + e^-|z|)`, the log-sum-exp subtracts the max.
+//!
+//! Not a general math library: the three functions the models need, with their sources.
 
 use num_traits::Float;
 

@@ -18,6 +18,8 @@
 //! Rank 0 gathers and writes it to a temporary name and renames it, so a crash at
 //! any moment leaves the previous checkpoint or the new one, never a broken one. Every rank reads
 //! its own row back on `--resume`.
+//!
+//! Not when checkpoints happen (`train::control`).
 
 use std::path::Path;
 

@@ -1,6 +1,8 @@
 //! A trained model read back from a run file: its kind and layer widths (`/config`), its
 //! parameters (`/model/params`) and the feature scaling it was trained with
 //! (`/preprocessing`, present with `--standardize`).
+//!
+//! Not the writer (`runfile`), nor the use of the model (`inference`).
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{EvaluateArgs, ModelInputArgs, PredictArgs};
-use crate::data::file::{DatasetNames, Split};
+use crate::data::spec::{DatasetNames, Split};
 
 /// The model and the rows it is applied to.
 #[derive(Debug, Clone)]

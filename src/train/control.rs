@@ -1,5 +1,7 @@
 //! What the loop does between steps, outside the timed phases: the `--log-every` line, each
 //! epoch's evaluation, the agreed stop vote (signals, `--checkpoint-seconds`) and checkpoints.
+//!
+//! Not the step itself (`step.rs`): nothing here is timed as a phase.
 
 use std::path::Path;
 

@@ -1,5 +1,7 @@
 //! After the last step: every rank's record gathered into the run file, and the lines that end
 //! the run (the summary on stdout, or why it stopped early).
+//!
+//! Not the file layout (`runfile`).
 
 use super::setup::LocalData;
 use super::trainer::Trainer;

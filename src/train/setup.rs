@@ -1,5 +1,7 @@
 //! Before the first step: this rank's rows, the checks every rank must agree on (same build
 //! and options, writable destinations), and the lines that describe the run.
+//!
+//! Not the reading of rows itself (`data`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};

@@ -5,6 +5,8 @@
 //!                 epoch end: evaluate             (control.rs)
 //!                 every VOTE_EVERY steps: stop vote; checkpoints when due
 //! ```
+//!
+//! Not what a step does (`step.rs`) nor what happens between steps (`control.rs`).
 
 use std::sync::Arc;
 
