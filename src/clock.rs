@@ -48,10 +48,7 @@ impl<'a> PhaseClock<'a> {
     pub fn enter(&mut self, step: usize, phase: Phase) -> anyhow::Result<()> {
         let now = mpi::time();
         self.close(now);
-        if step != self.step {
-            self.step = step;
-            self.seconds = PhaseSeconds::default();
-        }
+        self.step = step;
         match phase.is_collective() {
             true => self.progress.waiting(step, phase),
             false => self.progress.working(step, phase),

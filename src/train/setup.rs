@@ -10,7 +10,6 @@ use crate::comm::Comm;
 use crate::data::standardize::Standardizer;
 use crate::data::{DataShape, Dataset, Source};
 use crate::errors::{usage, ReportedElsewhere};
-use crate::fault::Faults;
 use crate::h5;
 use crate::info_root;
 use crate::partition::BatchPlan;
@@ -40,8 +39,8 @@ pub fn load<F: Real>(
     plan: &BatchPlan,
 ) -> anyhow::Result<LocalData<F>> {
     let begin = mpi::time();
-    let faults: Faults = config.faults;
-    let loaded = faults
+    let loaded = config
+        .faults
         .check(comm.rank(), Phase::Data, None)
         .and_then(|()| source.load::<F>(&config.data, &shape, plan, comm.rank()));
     let (mut train, mut test) = comm.agree(loaded)?;
