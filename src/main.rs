@@ -34,6 +34,7 @@ mod record;
 mod runfile;
 mod settings;
 mod train;
+mod vmath;
 mod watchdog;
 
 use std::process::ExitCode;

@@ -8,12 +8,15 @@
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 
+use crate::vmath::Transcendental;
+
 /// A float that BLAS (through ndarray), MPI and HDF5 all know how to move.
 pub trait Real:
     num_traits::Float
     + ndarray::LinalgScalar
     + mpi::traits::Equivalence
     + hdf5::H5Type
+    + Transcendental
     + Default
     + Debug
     + Display

@@ -34,6 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "blas",
             "h5",
             "partition",
+            "vmath",
         ],
     ),
 ];

@@ -81,7 +81,7 @@ impl<F: Real> Allreduce<F> for RecursiveDoubling<F> {
 pub fn expected_traffic(n: usize, p: usize, rank: usize, elem: usize) -> Traffic {
     let group = 1usize << p.ilog2();
     let remainder = p - group;
-    let sits_out = rank < 2 * remainder && rank % 2 == 0;
+    let sits_out = rank < 2 * remainder && rank.is_multiple_of(2);
     let steps = if sits_out { 0 } else { group.ilog2() as usize };
     plus_whole_buffers(Traffic::default(), steps + fold_messages(p, rank), n, elem)
 }

@@ -3,27 +3,23 @@
 //! Parameters (flat): `w` [features], then `b` [1]. Loss per row is the binary cross-entropy
 //! `softplus(z) - y z` with `z = x . w + b`; its gradient is `(sigmoid(z) - y) [x, 1]`.
 //!
-//! ```text
-//! z = X w + b            [R]     BLAS gemv (X [R, features])
-//! r = sigmoid(z) - y     [R]     one exponential per row (the logarithms of the loss are
-//!                                batched, see LogSum)
-//! grad w = X^T r, grad b = sum r  BLAS gemv; X is read again from cache (a rank's batch,
-//!                                 8192 x 20 f64 = 1.3 MB, fits in L2)
-//! ```
-//! With 20 features the step is bound by the per-row exponential, not by memory bandwidth,
-//! so the products go to BLAS's vectorised kernels rather than a hand-fused loop.
+//! The step's work is one fused pass over the rows ([`super::kernels::logistic`]): logits,
+//! residuals, loss and accuracy terms, and the gradient, block by block while the block is in
+//! L1, with a vectorised `exp` and `ln`.
 
-use ndarray::linalg::general_mat_vec_mul;
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::stable::{sigmoid, LogSum};
+use super::kernels::logistic::{self as kernel, block_rows, dot};
+use super::kernels::Isa;
+use super::stable::sigmoid;
 use super::{BatchStats, Model, Tensor};
 use crate::real::Real;
 
 pub struct Logistic<F> {
     layout: [Tensor; 2],
-    /// Logits, then residuals `sigmoid(z) - y`, of up to `max_rows` rows.
-    z: Vec<F>,
+    max_rows: usize,
+    /// The kernel's logits and residuals of one block of rows.
+    scratch: Vec<F>,
 }
 
 impl<F: Real> Logistic<F> {
@@ -41,48 +37,28 @@ impl<F: Real> Logistic<F> {
                     offset: features,
                 },
             ],
-            z: vec![F::zero(); max_rows],
+            max_rows,
+            scratch: vec![F::zero(); block_rows::<F>(features)],
         }
     }
 
-    /// Fills `self.z[..rows]` with the residuals `sigmoid(z) - y` and returns the loss and
-    /// accuracy sums.
-    fn residuals(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats {
-        let z = self.logits(params, x);
-        // loss = sum softplus(z) - y z, softplus(z) = max(z, 0) + ln(1 + e^-|z|)
-        let mut linear = F::zero();
-        let mut logs = LogSum::new();
-        let mut correct = 0usize;
-        for (zi, &label) in z.iter_mut().zip(y) {
-            let t = if label == 1 { F::one() } else { F::zero() };
-            let e = (-zi.abs()).exp();
-            linear = linear + zi.max(F::zero()) - t * *zi;
-            logs.add(F::one() + e);
-            correct += usize::from((*zi > F::zero()) == (label == 1));
-            *zi = sigmoid(*zi, e) - t;
-        }
+    /// The kernel over `x`'s rows: loss and accuracy sums, and the gradient into `grad`.
+    fn pass(
+        &mut self,
+        params: &[F],
+        x: ArrayView2<F>,
+        y: &[u32],
+        grad: Option<&mut [F]>,
+    ) -> BatchStats {
+        // A batch's rows are one row-major slice already; anything else is copied.
+        let rows = x.as_standard_layout();
+        let flat = rows.as_slice().expect("standard layout");
+        let sums = kernel::loss_and_grad(Isa::current(), flat, y, params, grad, &mut self.scratch);
         BatchStats {
-            loss_sum: (linear + logs.total()).into_f64(),
-            correct: correct as f64,
+            loss_sum: sums.loss,
+            correct: sums.correct as f64,
             rows: y.len() as f64,
         }
-    }
-}
-
-impl<F: Real> Logistic<F> {
-    /// `z = X w + b` into the first `x.nrows()` entries of the buffer.
-    fn logits(&mut self, params: &[F], x: ArrayView2<F>) -> &mut [F] {
-        let (w, b) = params.split_at(params.len() - 1);
-        let z = &mut self.z[..x.nrows()];
-        z.fill(b[0]);
-        general_mat_vec_mul(
-            F::one(),
-            &x,
-            &ArrayView1::from(w),
-            F::one(),
-            &mut ArrayViewMut1::from(&mut *z),
-        );
-        z
     }
 }
 
@@ -92,7 +68,10 @@ impl<F: Real> Model<F> for Logistic<F> {
     }
 
     fn probabilities(&mut self, params: &[F], x: ArrayView2<F>, mut out: ArrayViewMut2<F>) {
-        for (&z, mut p) in self.logits(params, x).iter().zip(out.rows_mut()) {
+        let (w, b) = params.split_at(params.len() - 1);
+        for (row, mut p) in x.rows().into_iter().zip(out.rows_mut()) {
+            let row = row.as_standard_layout();
+            let z = b[0] + dot(row.as_slice().expect("standard layout"), w);
             let e = (-z.abs()).exp();
             p[0] = sigmoid(-z, e);
             p[1] = sigmoid(z, e);
@@ -104,7 +83,7 @@ impl<F: Real> Model<F> for Logistic<F> {
     }
 
     fn max_rows(&self) -> usize {
-        self.z.len()
+        self.max_rows
     }
 
     /// Zeros: the loss is convex, so any start reaches the same optimum.
@@ -119,22 +98,11 @@ impl<F: Real> Model<F> for Logistic<F> {
         y: &[u32],
         grad: &mut [F],
     ) -> BatchStats {
-        let stats = self.residuals(params, x.view(), y);
-        let residuals = &self.z[..y.len()];
-        let (gw, gb) = grad.split_at_mut(params.len() - 1);
-        general_mat_vec_mul(
-            F::one(),
-            &x.t(),
-            &ArrayView1::from(residuals),
-            F::zero(),
-            &mut ArrayViewMut1::from(gw),
-        );
-        gb[0] = residuals.iter().fold(F::zero(), |s, &r| s + r);
-        stats
+        self.pass(params, x, y, Some(grad))
     }
 
     fn loss(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats {
-        self.residuals(params, x, y)
+        self.pass(params, x, y, None)
     }
 }
 

@@ -10,7 +10,13 @@
 //!           D_{l-1} = (D_l W_l^T) * 1[A_{l-1} > 0]
 //! ```
 //! Parameters (flat): `W1, b1, W2, b2, ...`, each W row-major. The products are BLAS GEMMs on
-//! buffers allocated once for `max_rows` rows.
+//! buffers allocated once.
+//!
+//! Cache-blocked rows: a batch is taken [`BLOCK_ROWS`] rows at a time (forward, loss, backward,
+//! the weight gradients accumulated), so the activations of a block stay in L2 whatever the
+//! batch per rank: a large batch gets the cache behaviour of a small one. The bias and the
+//! ReLU are one pass over a layer's output after its GEMM; the ReLU mask of the backward pass
+//! one pass after its GEMM.
 //!
 //! Not the optimiser (`optim`), nor the combination of gradients across ranks.
 
@@ -24,12 +30,17 @@ use super::stable::{argmax, log_sum_exp};
 use super::{BatchStats, Model, Tensor};
 use crate::real::Real;
 
+/// Rows of a block: the activations and deltas of a 512-wide hidden layer for this many rows
+/// (f64: 2 x 512 KiB) stay in a 1-2 MiB L2 (measured against 64..1024 in docs/benchmarks.md).
+pub const BLOCK_ROWS: usize = 128;
+
 pub struct Mlp<F> {
     layout: Vec<Tensor>,
     max_rows: usize,
-    /// Output of each layer: ReLU activations for hidden layers, logits for the last.
+    /// Output of each layer for one block of rows: ReLU activations for hidden layers, logits
+    /// for the last.
     outputs: Vec<Array2<F>>,
-    /// Loss gradient with respect to each layer's pre-activation.
+    /// Loss gradient with respect to each layer's pre-activation, for one block of rows.
     deltas: Vec<Array2<F>>,
 }
 
@@ -52,10 +63,11 @@ impl<F: Real> Mlp<F> {
                 layout.push(tensor);
             }
         }
+        let block = block_rows().min(max_rows).max(1);
         let buffers = || {
             widths[1..]
                 .iter()
-                .map(|&w| Array2::zeros((max_rows, w)))
+                .map(|&w| Array2::zeros((block, w)))
                 .collect()
         };
         Self {
@@ -68,6 +80,11 @@ impl<F: Real> Mlp<F> {
 
     fn layers(&self) -> usize {
         self.layout.len() / 2
+    }
+
+    /// Rows of the buffers: one block.
+    fn block(&self) -> usize {
+        self.outputs[0].nrows()
     }
 
     fn weight<'p>(&self, params: &'p [F], l: usize) -> ArrayView2<'p, F> {
@@ -92,14 +109,14 @@ impl<F: Real> Mlp<F> {
                 _ => before[l - 1].slice(s![..rows, ..]),
             };
             let mut out = after[0].slice_mut(s![..rows, ..]);
-            // Z = b (each row), then Z += A W: the bias rides in GEMM's beta = 1.
-            out.rows_mut()
-                .into_iter()
-                .for_each(|mut row| row.assign(&b));
-            general_mat_mul(F::one(), &input, &w, F::one(), &mut out);
-            if l < last {
-                for v in contiguous_mut(&mut out) {
-                    *v = v.max(F::zero());
+            general_mat_mul(F::one(), &input, &w, F::zero(), &mut out);
+            let b = b.as_slice().expect("contiguous bias");
+            let relu = l < last;
+            // Z = A W + b, and the ReLU, in one pass over the output.
+            for row in contiguous_mut(&mut out).chunks_exact_mut(b.len()) {
+                for (v, &bias) in row.iter_mut().zip(b) {
+                    let z = *v + bias;
+                    *v = if relu { z.max(F::zero()) } else { z };
                 }
             }
         }
@@ -119,7 +136,7 @@ impl<F: Real> Mlp<F> {
             correct += usize::from(argmax(z) == label as usize);
             if with_delta {
                 for (k, (dk, &zk)) in d.iter_mut().zip(z).enumerate() {
-                    *dk = (zk - lse).exp() - F::from(u8::from(k == label as usize)).unwrap();
+                    *dk = (zk - lse).vexp() - F::from(u8::from(k == label as usize)).unwrap();
                 }
             }
         }
@@ -130,6 +147,7 @@ impl<F: Real> Mlp<F> {
         }
     }
 
+    /// Adds this block's gradient to `grad`.
     fn backward(&mut self, params: &[F], x: ArrayView2<F>, grad: &mut [F]) {
         let rows = x.nrows();
         for l in (0..self.layers()).rev() {
@@ -143,9 +161,8 @@ impl<F: Real> Mlp<F> {
             };
             let mut dw = ArrayViewMut2::from_shape((fan_in, fan_out), &mut grad[w_range])
                 .expect("layout matches the buffer");
-            general_mat_mul(F::one(), &input.t(), &delta, F::zero(), &mut dw);
+            general_mat_mul(F::one(), &input.t(), &delta, F::one(), &mut dw);
             let db = &mut grad[b_range];
-            db.fill(F::zero());
             let delta_rows = delta
                 .as_slice()
                 .expect("leading rows of a buffer are contiguous");
@@ -185,13 +202,18 @@ impl<F: Real> Model<F> for Mlp<F> {
 
     /// Softmax of the logits, `e^(z_k - logsumexp(z))`: never overflows.
     fn probabilities(&mut self, params: &[F], x: ArrayView2<F>, mut out: ArrayViewMut2<F>) {
-        self.forward(params, x);
-        let logits = self.outputs[self.layers() - 1].slice(s![..x.nrows(), ..]);
-        for (z, mut p) in logits.rows().into_iter().zip(out.rows_mut()) {
-            let z = z.as_slice().expect("contiguous row");
-            let lse = log_sum_exp(z);
-            for (pk, &zk) in p.iter_mut().zip(z) {
-                *pk = (zk - lse).exp();
+        let block = self.block();
+        for start in (0..x.nrows()).step_by(block) {
+            let end = (start + block).min(x.nrows());
+            self.forward(params, x.slice(s![start..end, ..]));
+            let logits = self.outputs[self.layers() - 1].slice(s![..end - start, ..]);
+            let mut out = out.slice_mut(s![start..end, ..]);
+            for (z, mut p) in logits.rows().into_iter().zip(out.rows_mut()) {
+                let z = z.as_slice().expect("contiguous row");
+                let lse = log_sum_exp(z);
+                for (pk, &zk) in p.iter_mut().zip(z) {
+                    *pk = (zk - lse).vexp();
+                }
             }
         }
     }
@@ -225,16 +247,37 @@ impl<F: Real> Model<F> for Mlp<F> {
         y: &[u32],
         grad: &mut [F],
     ) -> BatchStats {
-        self.forward(params, x.view());
-        let stats = self.head(y, true);
-        self.backward(params, x, grad);
+        grad.fill(F::zero());
+        let mut stats = BatchStats::default();
+        let block = self.block();
+        for (start, labels) in (0..y.len()).step_by(block).zip(y.chunks(block)) {
+            let rows = x.slice(s![start..start + labels.len(), ..]);
+            self.forward(params, rows);
+            stats += self.head(labels, true);
+            self.backward(params, rows, grad);
+        }
+        stats.rows = y.len() as f64;
         stats
     }
 
     fn loss(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats {
-        self.forward(params, x);
-        self.head(y, false)
+        let mut stats = BatchStats::default();
+        let block = self.block();
+        for (start, labels) in (0..y.len()).step_by(block).zip(y.chunks(block)) {
+            self.forward(params, x.slice(s![start..start + labels.len(), ..]));
+            stats += self.head(labels, false);
+        }
+        stats.rows = y.len() as f64;
+        stats
     }
+}
+
+/// [`BLOCK_ROWS`], or `MPI_SGD_BLOCK_ROWS` to measure others.
+fn block_rows() -> usize {
+    std::env::var("MPI_SGD_BLOCK_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BLOCK_ROWS)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! Losses are *sums* over the rows given (not means): ranks add their sums with the allreduce
 //! and the optimizer divides by the global batch size once.
 
+pub mod kernels;
 pub mod logistic;
 pub mod mlp;
 pub mod stable;

@@ -1,4 +1,4 @@
-//! Numerically stable sigmoid, softplus and log-sum-exp.
+//! Numerically stable sigmoid and log-sum-exp.
 //!
 //! The naive forms overflow: `1 / (1 + e^-z)` for z << 0 and `ln(1 + e^z)` for z >> 0 compute
 //! `e^|z|` = inf. Everything here only ever exponentiates a non-positive number (the standard
@@ -8,6 +8,8 @@
 //! Not a general math library: the three functions the models need, with their sources.
 
 use num_traits::Float;
+
+use crate::real::Real;
 
 /// `1 / (1 + e^-z)` from `e = e^-|z|`, which the caller computes once per row (it also
 /// needs it for the loss): only a non-positive number is ever exponentiated, so nothing
@@ -21,56 +23,16 @@ pub fn sigmoid<F: Float>(z: F, e: F) -> F {
 }
 
 /// `ln sum_k e^(z_k) = m + ln sum_k e^(z_k - m)` with `m = max_k z_k`.
-pub fn log_sum_exp<F: Float>(z: &[F]) -> F {
+pub fn log_sum_exp<F: Real>(z: &[F]) -> F {
     let m = z.iter().copied().fold(F::neg_infinity(), F::max);
     if m == F::neg_infinity() {
         return m;
     }
     m + z
         .iter()
-        .map(|&v| (v - m).exp())
+        .map(|&v| (v - m).vexp())
         .fold(F::zero(), |a, b| a + b)
-        .ln()
-}
-
-/// Sum of `ln(y_i)` over a stream of factors `y_i` in [1, 2], with one logarithm per
-/// [`LogSum::FACTORS`] factors instead of one per factor: the product of 64 such factors is at
-/// most 2^64, far inside the range of f32 and f64, and its rounding error (64 ulp relative,
-/// 7e-15 absolute in f64) is far below what a summed loss can show.
-///
-/// Logistic regression's loss needs `ln(1 + e^-|z|)` per row; with the logarithm done this way
-/// the per-row cost is one exponential.
-pub struct LogSum<F> {
-    sum: F,
-    product: F,
-    pending: usize,
-}
-
-impl<F: Float> LogSum<F> {
-    pub const FACTORS: usize = 64;
-
-    pub fn new() -> Self {
-        Self {
-            sum: F::zero(),
-            product: F::one(),
-            pending: 0,
-        }
-    }
-
-    /// Adds `ln(factor)`; `factor` must lie in [1, 2].
-    pub fn add(&mut self, factor: F) {
-        self.product = self.product * factor;
-        self.pending += 1;
-        if self.pending == Self::FACTORS {
-            self.sum = self.sum + self.product.ln();
-            self.product = F::one();
-            self.pending = 0;
-        }
-    }
-
-    pub fn total(&self) -> F {
-        self.sum + self.product.ln()
-    }
+        .vln()
 }
 
 /// Index of the largest entry (the first one on ties).
@@ -99,22 +61,6 @@ mod tests {
         assert_eq!(sigmoid(0.0_f32, 1.0), 0.5);
         assert!((sigmoid_of(-30.0) - (-30.0_f64).exp()).abs() < 1e-25);
         assert!((sigmoid_of(1.5) - 1.0 / (1.0 + (-1.5_f64).exp())).abs() < 1e-16);
-    }
-
-    #[test]
-    fn log_sum_matches_the_sum_of_logarithms() {
-        for n in [0, 1, 63, 64, 65, 1000] {
-            let factors: Vec<f64> = (0..n)
-                .map(|i| 1.0 + (i as f64 * 0.37).sin().abs())
-                .collect();
-            let mut sum = LogSum::new();
-            factors.iter().for_each(|&f| sum.add(f));
-            let exact: f64 = factors.iter().map(|f| f.ln()).sum();
-            assert!((sum.total() - exact).abs() < 1e-12, "n = {n}");
-        }
-        let mut sum = LogSum::<f32>::new();
-        (0..10_000).for_each(|_| sum.add(2.0));
-        assert!((sum.total() / (10_000.0 * 2f32.ln()) - 1.0).abs() < 1e-5);
     }
 
     #[test]

@@ -86,6 +86,7 @@ fn write_provenance(file: &hdf5::File, format: &str, p: &Provenance) -> anyhow::
         ("rustc", p.rustc),
         ("build_profile", p.build_profile),
         ("blas", &p.blas),
+        ("simd", p.simd),
     ] {
         text_attr(file, name, value)?;
     }

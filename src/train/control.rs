@@ -21,7 +21,7 @@ impl<F: Real> Trainer<'_, F> {
     /// Every `--log-every` steps: the global loss of the step's batch (collective).
     pub(super) fn log_progress(&self, step: usize, stats: &BatchStats) {
         let every = self.config.log_every;
-        if every == 0 || (step + 1) % every != 0 {
+        if every == 0 || !(step + 1).is_multiple_of(every) {
             return;
         }
         let rows = self
@@ -41,7 +41,7 @@ impl<F: Real> Trainer<'_, F> {
         last_checkpoint: &mut f64,
     ) -> anyhow::Result<Option<(i32, &'static str)>> {
         let mut agreed = 0;
-        if (step + 1) % VOTE_EVERY == 0 {
+        if (step + 1).is_multiple_of(VOTE_EVERY) {
             let mut local = self.signals.bits();
             let since = mpi::time() - *last_checkpoint;
             let seconds = self.config.checkpoint_seconds;
@@ -52,7 +52,7 @@ impl<F: Real> Trainer<'_, F> {
             agreed = self.vote.exchange(local);
         }
         let every = self.config.checkpoint_every;
-        let due = agreed != 0 || every.is_some_and(|k| (step + 1) % k == 0);
+        let due = agreed != 0 || every.is_some_and(|k| (step + 1).is_multiple_of(k));
         let total = self.record.steps();
         if due && step + 1 < total {
             if let Some(path) = &self.config.checkpoint {

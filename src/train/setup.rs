@@ -115,12 +115,13 @@ pub fn describe<F: Real>(
     let hosts = provenance.distinct_hosts();
     info_root!(
         comm,
-        "{} ranks on {} host(s) ({}); {}; BLAS threads per rank: {}",
+        "{} ranks on {} host(s) ({}); {}; BLAS threads per rank: {}; kernels: {}",
         comm.size(),
         hosts.len(),
         hosts.join(","),
         provenance.mpi_library.lines().next().unwrap_or_default(),
-        provenance.blas_threads
+        provenance.blas_threads,
+        provenance.simd
     );
     info_root!(
         comm,

@@ -59,7 +59,7 @@ impl Schedule {
         match self {
             Schedule::GradientAveraging => Some(Combine::Gradient),
             Schedule::LocalSgd { every } => {
-                let due = every > 0 && (step + 1) % every == 0;
+                let due = every > 0 && (step + 1).is_multiple_of(every);
                 (due || step + 1 == total).then_some(Combine::Parameters)
             }
         }
