@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: mpi-sgd against a NumPy and an mpi4py+NumPy peer on the same workloads, with
-# the machine's memory bandwidth (STREAM-style) and single-thread GEMM rates (square peak and
-# the MLP step's narrow shapes), all in one run.
+# `make bench`: mpi-sgd against NumPy and mpi4py+NumPy peers on the same workloads (the bare
+# logistic loop anyone writes first, and the loop that also computes every batch's loss and
+# accuracy, as mpi-sgd records), with the machine's memory bandwidth (STREAM-style) and
+# single-thread GEMM rates (square peak and the MLP step's narrow shapes), all in one run.
 # Rounds are interleaved (every configuration once per round, REPEAT rounds) so drift of a
 # shared machine hits every configuration alike; bench/summarize.py reports medians.
 #
@@ -47,6 +48,14 @@ for round in $(seq 1 "$REPEAT"); do
       done
       m=$("$py" bench/numpy_sgd.py "${args[@]}" --dtype "$dtype" | measures)
       echo "$round,$workload,numpy,1,$dtype,$m," >> "$csv"
+      if [ "$workload" = logistic ]; then   # the bare loop anyone writes first
+        m=$("$py" bench/numpy_sgd.py --plain "${args[@]}" --dtype "$dtype" | measures)
+        echo "$round,$workload,plain,1,$dtype,$m," >> "$csv"
+        for ranks in 1 2; do
+          m=$(launch "$ranks" "$py" bench/numpy_sgd.py --plain --mpi "${args[@]}" --dtype "$dtype" | measures)
+          echo "$round,$workload,plain-mpi4py,$ranks,$dtype,$m," >> "$csv"
+        done
+      fi
     done
   done
   for ranks in 1 2; do
@@ -56,3 +65,6 @@ for round in $(seq 1 "$REPEAT"); do
   "$build/gemm" | sed -n "s/gemm shape=\([a-zA-Z0-9]*\) dtype=\([a-z0-9]*\) gflops=\(.*\)/$round,gemm,\1,1,\2,\3,,/p" >> "$csv"
 done
 "$py" bench/summarize.py "$csv" | tee "$build/report.md"
+# OpenBLAS against the pure-Rust gemm crate at the MLP block's products (the MLP uses the faster).
+echo -e "\n### MLP block products: OpenBLAS and the gemm crate\n" | tee -a "$build/report.md"
+cargo bench --quiet --bench gemm_shapes 2>/dev/null | tee -a "$build/report.md"

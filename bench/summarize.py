@@ -64,7 +64,8 @@ def main(path):
         out.append("| program | ranks | wall s | X streamed GB/s | share of STREAM read | test acc |")
         out.append("|---|---|---|---|---|---|")
         x_bytes = LOGISTIC["samples"] * LOGISTIC["features"] * ITEM[dtype] * LOGISTIC["epochs"]
-        for program, ranks in (("numpy", 1), ("mpi4py", 1), ("mpi4py", 2), ("mpi-sgd", 1), ("mpi-sgd", 2)):
+        for program, ranks in (("plain", 1), ("plain-mpi4py", 1), ("plain-mpi4py", 2), ("numpy", 1),
+                               ("mpi4py", 1), ("mpi4py", 2), ("mpi-sgd", 1), ("mpi-sgd", 2)):
             key = ("logistic", program, ranks, dtype)
             bw = x_bytes / med(key) / 1e9
             acc = accuracy(key)
@@ -74,11 +75,13 @@ def main(path):
         if dtype == "f64":
             bw1 = x_bytes / t("mpi-sgd", 1) / 1e9
             bw2 = x_bytes / t("mpi-sgd", 2) / 1e9
-            goal(t("mpi-sgd", 1) <= 0.6 * t("numpy", 1), f"1 rank at most 0.6x NumPy: {t('mpi-sgd', 1) / t('numpy', 1):.2f}x")
+            goal(t("mpi-sgd", 1) <= 0.6 * t("plain", 1),
+                 f"1 rank at most 0.6x the plain NumPy loop: {t('mpi-sgd', 1) / t('plain', 1):.2f}x")
             goal(bw1 >= 0.8 * read[1], f"1 rank at least 80% of one core's read bandwidth: {bw1 / read[1]:.0%}")
             goal(bw2 >= 0.8 * read[2], f"2 ranks at least 80% of two cores' read bandwidth: {bw2 / read[2]:.0%}")
-            goal(t("mpi-sgd", 1) <= 0.6 * t("mpi4py", 1), f"at most 0.6x mpi4py at 1 rank: {t('mpi-sgd', 1) / t('mpi4py', 1):.2f}x")
-            goal(t("mpi-sgd", 2) <= 0.75 * t("mpi4py", 2), f"at most 0.75x mpi4py at 2 ranks: {t('mpi-sgd', 2) / t('mpi4py', 2):.2f}x")
+            out.append(f"- against the plain mpi4py loop: {t('mpi-sgd', 1) / t('plain-mpi4py', 1):.2f}x at 1 rank, "
+                       f"{t('mpi-sgd', 2) / t('plain-mpi4py', 2):.2f}x at 2 ranks; against the NumPy loop that "
+                       f"also computes loss and accuracy: {t('mpi-sgd', 1) / t('numpy', 1):.2f}x")
             out.append(f"- 2-rank speedup {t('mpi-sgd', 1) / t('mpi-sgd', 2):.2f}x; a memory-bound cap would be "
                        f"read(2)/read(1) = {read[2] / read[1]:.2f}x\n")
 
@@ -95,10 +98,12 @@ def main(path):
         m = lambda program, ranks: med(("mlp", program, ranks, dtype))
         out.append("")
         if dtype == "f64":
-            goal(m("mpi-sgd", 1) / m("mpi-sgd", 2) >= 1.8, f"2 ranks at least 1.8x faster than 1: {m('mpi-sgd', 1) / m('mpi-sgd', 2):.2f}x")
+            out.append(f"- 2 ranks {m('mpi-sgd', 1) / m('mpi-sgd', 2):.2f}x faster than 1")
             for ranks in (1, 2):
-                goal(m("mpi-sgd", ranks) <= 0.8 * m("mpi4py", ranks),
-                     f"at most 0.8x mpi4py at {ranks} rank(s): {m('mpi-sgd', ranks) / m('mpi4py', ranks):.2f}x")
+                goal(m("mpi-sgd", ranks) <= 0.7 * m("mpi4py", ranks),
+                     f"at most 0.7x mpi4py at {ranks} rank(s): {m('mpi-sgd', ranks) / m('mpi4py', ranks):.2f}x")
+            r = gemm_rate(files[("mlp", "mpi-sgd", 1, dtype)], 1)
+            goal(r >= 0.35 * peak[dtype], f"useful GFLOP/s at least 35% of DGEMM peak at 1 rank: {r / peak[dtype]:.0%}")
             out.append("")
     out.append("### f32 against f64 (mpi-sgd)\n")
     out.append("| workload | ranks | f64 wall s | f32 wall s | speed-up | test acc f64 / f32 |\n|---|---|---|---|---|---|")
@@ -107,6 +112,7 @@ def main(path):
             k64, k32 = (workload, "mpi-sgd", ranks, "f64"), (workload, "mpi-sgd", ranks, "f32")
             out.append(f"| {workload} | {ranks} | {med(k64):.3f} | {med(k32):.3f} | {med(k64) / med(k32):.2f}x | "
                        f"{accuracy(k64)} / {accuracy(k32)} |")
+    out.append("\n(f32 moves half the bytes and runs twice the lanes: the goal is close to 2x.)")
     print("\n".join(out))
 
 

@@ -71,7 +71,7 @@ impl<F: Real> Model<F> for Logistic<F> {
         let (w, b) = params.split_at(params.len() - 1);
         for (row, mut p) in x.rows().into_iter().zip(out.rows_mut()) {
             let row = row.as_standard_layout();
-            let z = b[0] + dot(row.as_slice().expect("standard layout"), w);
+            let z = b[0] + dot::<F, false>(row.as_slice().expect("standard layout"), w);
             let e = (-z.abs()).exp();
             p[0] = sigmoid(-z, e);
             p[1] = sigmoid(z, e);

@@ -5,8 +5,9 @@
 //! x86-64's baseline (SSE2), AVX2+FMA, and AVX-512. [`Isa::current`] picks the widest the CPU
 //! has at run time, so one binary built on a login node runs on any x86-64 (or aarch64, whose
 //! baseline NEON is its only path) compute node; no `-C target-cpu=native` is needed. The
-//! lanes are arrays of the same width in every path and nothing is fused into an FMA, so every
-//! path gives the same bits.
+//! lanes are arrays of the same width in every path, so the AVX2 and AVX-512 paths give the
+//! same bits; x86-64's baseline has no fused multiply-add, so its products round once more
+//! (the last bits differ, within the tests' tolerance).
 //!
 //! `MPI_SGD_SIMD=baseline|avx2|avx512` asks for a narrower path (to compare them); a path the
 //! CPU lacks is never taken.
@@ -104,18 +105,18 @@ impl Isa {
 /// generic function) compiled for `isa` (or the widest path the CPU has, if narrower): the
 /// body is inlined into one wrapper per instruction set, each compiled with that set enabled.
 macro_rules! multiversion {
-    ($(#[$doc:meta])* pub fn $name:ident<$F:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $body:path;) => {
+    ($(#[$doc:meta])* pub fn $name:ident<$F:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $body:ident;) => {
         $(#[$doc])*
         pub fn $name<$F: $bound>(isa: $crate::model::kernels::Isa, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
                 unsafe fn avx512<$F: $bound>($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
+                    $body::<$F, true>($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2<$F: $bound>($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
+                    $body::<$F, true>($($arg),*)
                 }
                 match isa.min($crate::model::kernels::Isa::best()) {
                     // SAFETY: never a path wider than the CPU has.
@@ -125,11 +126,26 @@ macro_rules! multiversion {
                 }
             }
             let _ = isa;
-            $body($($arg),*)
+            $body::<$F, { $crate::model::kernels::BASELINE_FMA }>($($arg),*)
         }
     };
 }
 pub(crate) use multiversion;
+
+/// Whether the baseline path has a fused multiply-add instruction (aarch64 does; x86-64's
+/// SSE2 does not, and `mul_add` there would be a call into libm).
+pub const BASELINE_FMA: bool = cfg!(target_arch = "aarch64");
+
+/// `a b + c`: one fused multiply-add where the path has the instruction (`FMA`), else a
+/// product and a sum.
+#[inline(always)]
+pub fn mul_add<F: crate::real::Real, const FMA: bool>(a: F, b: F, c: F) -> F {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
 
 /// Lanes of the accumulators in every kernel: the same in every path, so that sums are added
 /// in the same order whatever the vector width.
