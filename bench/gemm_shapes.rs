@@ -1,6 +1,7 @@
 //! OpenBLAS against the pure-Rust `gemm` crate at the matrix products of one MLP block
 //! (`--hidden 512`, 20 features, 10 classes, BLOCK_ROWS = 128 rows), single-threaded, f64 and
-//! f32: the evidence for which one the MLP uses. Interleaved rounds; GFLOP/s median (min-max).
+//! f32: the evidence for the choice in src/model/kernels/matmul.rs. Interleaved rounds; GFLOP/s
+//! median (min-max).
 //!
 //!     cargo bench --bench gemm_shapes      (make bench runs it)
 

@@ -9,8 +9,9 @@
 //! backward: D_L = softmax(Z_L) - onehot(y);  dW_l = A_{l-1}^T D_l;  db_l = colsum(D_l)
 //!           D_{l-1} = (D_l W_l^T) * 1[A_{l-1} > 0]
 //! ```
-//! Parameters (flat): `W1, b1, W2, b2, ...`, each W row-major. The products are BLAS GEMMs on
-//! buffers allocated once.
+//! Parameters (flat): `W1, b1, W2, b2, ...`, each W row-major. The products are GEMMs
+//! ([`super::kernels::matmul`]: OpenBLAS or the `gemm` crate, by shape) on buffers allocated
+//! once.
 //!
 //! Cache-blocked rows: a batch is taken [`BLOCK_ROWS`] rows at a time (forward, loss, backward,
 //! the weight gradients accumulated), so the activations of a block stay in L2 whatever the
@@ -20,12 +21,12 @@
 //!
 //! Not the optimiser (`optim`), nor the combination of gradients across ranks.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::kernels::matmul::matmul;
 use super::stable::{argmax, log_sum_exp};
 use super::{BatchStats, Model, Tensor};
 use crate::real::Real;
@@ -109,7 +110,7 @@ impl<F: Real> Mlp<F> {
                 _ => before[l - 1].slice(s![..rows, ..]),
             };
             let mut out = after[0].slice_mut(s![..rows, ..]);
-            general_mat_mul(F::one(), &input, &w, F::zero(), &mut out);
+            matmul(input, w, false, &mut out);
             let b = b.as_slice().expect("contiguous bias");
             let relu = l < last;
             // Z = A W + b, and the ReLU, in one pass over the output.
@@ -161,7 +162,7 @@ impl<F: Real> Mlp<F> {
             };
             let mut dw = ArrayViewMut2::from_shape((fan_in, fan_out), &mut grad[w_range])
                 .expect("layout matches the buffer");
-            general_mat_mul(F::one(), &input.t(), &delta, F::one(), &mut dw);
+            matmul(input.t(), delta, true, &mut dw);
             let db = &mut grad[b_range];
             let delta_rows = delta
                 .as_slice()
@@ -176,7 +177,7 @@ impl<F: Real> Mlp<F> {
                 let w =
                     ArrayView2::from_shape((fan_in, fan_out), &params[self.layout[2 * l].range()])
                         .expect("layout matches the buffer");
-                general_mat_mul(F::one(), &delta, &w.t(), F::zero(), &mut below);
+                matmul(delta, w.t(), false, &mut below);
                 // ReLU'(Z) = 1[A > 0]; a select, not a branch, so the loop vectorises.
                 let active = input
                     .as_slice()

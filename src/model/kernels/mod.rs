@@ -18,6 +18,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod logistic;
+pub mod matmul;
 
 use std::sync::OnceLock;
 
