@@ -16,7 +16,12 @@
 pub trait Transcendental: Copy {
     /// e^x: +inf above the largest finite result, 0 below the smallest subnormal one, NaN for
     /// NaN.
-    fn vexp(self) -> Self;
+    fn vexp(self) -> Self {
+        self.vexp_with::<false>()
+    }
+    /// [`Transcendental::vexp`] with its polynomial in fused multiply-adds when `FMA` (for the
+    /// SIMD paths that have the instruction; the last bit may differ).
+    fn vexp_with<const FMA: bool>(self) -> Self;
     /// ln x: -inf at 0, NaN below 0 and for NaN, +inf at +inf; subnormals are exact inputs.
     fn vln(self) -> Self;
 }
@@ -53,7 +58,7 @@ fn round_f32(x: f32) -> f32 {
 
 impl Transcendental for f64 {
     #[inline(always)]
-    fn vexp(self) -> f64 {
+    fn vexp_with<const FMA: bool>(self) -> f64 {
         const LOG2E: f64 = std::f64::consts::LOG2_E;
         const LN2_HI: f64 = 6.931_471_803_691_238e-1; // fdlibm's split of ln 2
         const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
@@ -62,7 +67,7 @@ impl Transcendental for f64 {
         let k = round_f64(x * LOG2E);
         let r = (x - k * LN2_HI) - k * LN2_LO;
         // e^r, |r| <= 0.347: Taylor to degree 13 (truncation below 2^-60 relative).
-        let mut p = 1.0 / 6227020800.0;
+        let mut p: f64 = 1.0 / 6227020800.0;
         for c in [
             1.0 / 479001600.0,
             1.0 / 39916800.0,
@@ -76,7 +81,7 @@ impl Transcendental for f64 {
             1.0 / 6.0,
             0.5,
         ] {
-            p = p * r + c;
+            p = if FMA { p.mul_add(r, c) } else { p * r + c };
         }
         let e_r = 1.0 + r + r * r * p;
         // 2^k in two factors, so that subnormal results and k = 1024 need no special case.
@@ -134,7 +139,7 @@ impl Transcendental for f64 {
 
 impl Transcendental for f32 {
     #[inline(always)]
-    fn vexp(self) -> f32 {
+    fn vexp_with<const FMA: bool>(self) -> f32 {
         const LOG2E: f32 = std::f32::consts::LOG2_E;
         const LN2_HI: f32 = 6.931_457_5e-1; // musl's split of ln 2 for expf
         const LN2_LO: f32 = 1.428_606_8e-6;
@@ -142,9 +147,9 @@ impl Transcendental for f32 {
         let k = round_f32(x * LOG2E);
         let r = (x - k * LN2_HI) - k * LN2_LO;
         // e^r, |r| <= 0.347: Taylor to degree 7 (truncation below 2^-27 relative).
-        let mut p = 1.0 / 5040.0;
+        let mut p: f32 = 1.0 / 5040.0;
         for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5] {
-            p = p * r + c;
+            p = if FMA { p.mul_add(r, c) } else { p * r + c };
         }
         let e_r = 1.0 + r + r * r * p;
         let k1 = round_f32(k * 0.5);
@@ -237,6 +242,7 @@ mod tests {
         let worst = grid(-745.2, 709.8, 2_000_000)
             .chain(grid(-1.0, 1.0, 200_000))
             .map(|x| (ulps_f64(Transcendental::vexp(x), x.exp()), x))
+            .chain(grid(-745.2, 709.8, 200_000).map(|x| (ulps_f64(x.vexp_with::<true>(), x.exp()), x)))
             .max_by_key(|&(ulps, _)| ulps)
             .unwrap();
         assert!(worst.0 <= 1, "{} ulp at {}", worst.0, worst.1);

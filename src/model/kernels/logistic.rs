@@ -166,7 +166,7 @@ impl<F: Real, const FMA: bool, const W: usize> Accumulators<F, FMA, W> {
             }
         }
         for k in 0..LANES {
-            let (linear, factor, correct) = residual(&mut z[k], labels[k]);
+            let (linear, factor, correct) = residual::<F, FMA>(&mut z[k], labels[k]);
             self.loss[k] = self.loss[k] + linear;
             self.factors[k] = self.factors[k] * factor;
             self.correct[k] = self.correct[k] + correct;
@@ -197,7 +197,7 @@ impl<F: Real, const FMA: bool, const W: usize> Accumulators<F, FMA, W> {
     #[inline(always)]
     fn add_row(&mut self, row: &[F; W], label: u32, b: F, w: &[F; W]) {
         let mut z = b + dot_lanes::<F, FMA, W>(row, w);
-        let (linear, factor, correct) = residual(&mut z, label);
+        let (linear, factor, correct) = residual::<F, FMA>(&mut z, label);
         self.loss_rest = self.loss_rest + linear + factor.vln();
         self.correct_rest = self.correct_rest + correct;
         self.gb_rest = self.gb_rest + z;
@@ -243,7 +243,7 @@ fn wide<F: Real, const FMA: bool>(
         for (zi, row) in z.iter_mut().zip(rows.chunks_exact(features)) {
             *zi = b[0] + dot::<F, FMA>(row, w);
         }
-        let (loss, correct) = residuals(z, labels);
+        let (loss, correct) = residuals::<F, FMA>(z, labels);
         sums.loss += loss;
         sums.correct += correct;
         if let Some(g) = grad.as_deref_mut() {
@@ -262,21 +262,21 @@ fn wide<F: Real, const FMA: bool>(
 /// Turns logits `z` into residuals `sigmoid(z) - t` and returns the summed loss and the
 /// correct predictions: LANES rows at a time, so the compiler keeps each lane in a vector.
 #[inline(always)]
-fn residuals<F: Real>(z: &mut [F], y: &[u32]) -> (f64, usize) {
+fn residuals<F: Real, const FMA: bool>(z: &mut [F], y: &[u32]) -> (f64, usize) {
     let mut loss = [F::zero(); LANES];
     let mut correct = [F::zero(); LANES];
     let (chunks, rest) = z.as_chunks_mut::<LANES>();
     let (labels, rest_labels) = y.split_at(chunks.len() * LANES);
     for (zs, ts) in chunks.iter_mut().zip(labels.as_chunks::<LANES>().0) {
         for k in 0..LANES {
-            let (linear, factor, c) = residual(&mut zs[k], ts[k]);
+            let (linear, factor, c) = residual::<F, FMA>(&mut zs[k], ts[k]);
             loss[k] = loss[k] + linear + factor.vln();
             correct[k] = correct[k] + c;
         }
     }
     let (mut tail_loss, mut tail_correct) = (F::zero(), F::zero());
     for (zi, &t) in rest.iter_mut().zip(rest_labels) {
-        let (linear, factor, c) = residual(zi, t);
+        let (linear, factor, c) = residual::<F, FMA>(zi, t);
         tail_loss = tail_loss + linear + factor.vln();
         tail_correct = tail_correct + c;
     }
@@ -290,10 +290,10 @@ fn residuals<F: Real>(z: &mut [F], y: &[u32]) -> (f64, usize) {
 /// logarithms are taken of products of many factors, [`PRODUCT`]), 1 if correct, and `z`
 /// replaced by its residual.
 #[inline(always)]
-fn residual<F: Real>(z: &mut F, label: u32) -> (F, F, F) {
+fn residual<F: Real, const FMA: bool>(z: &mut F, label: u32) -> (F, F, F) {
     let (zero, one) = (F::zero(), F::one());
     let t = if label == 1 { one } else { zero };
-    let e = (-z.abs()).vexp();
+    let e = (-z.abs()).vexp_with::<FMA>();
     let linear = z.max(zero) - t * *z;
     let positive = *z > zero;
     let correct = if positive == (label == 1) { one } else { zero };
