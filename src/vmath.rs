@@ -242,7 +242,9 @@ mod tests {
         let worst = grid(-745.2, 709.8, 2_000_000)
             .chain(grid(-1.0, 1.0, 200_000))
             .map(|x| (ulps_f64(Transcendental::vexp(x), x.exp()), x))
-            .chain(grid(-745.2, 709.8, 200_000).map(|x| (ulps_f64(x.vexp_with::<true>(), x.exp()), x)))
+            .chain(
+                grid(-745.2, 709.8, 200_000).map(|x| (ulps_f64(x.vexp_with::<true>(), x.exp()), x)),
+            )
             .max_by_key(|&(ulps, _)| ulps)
             .unwrap();
         assert!(worst.0 <= 1, "{} ulp at {}", worst.0, worst.1);
