@@ -1,17 +1,19 @@
-//! Logistic regression's step in one pass over the rows: for each block of rows that fits in
-//! L1, the logits, the residuals with the loss and accuracy terms, and the gradient, while the
-//! block is still in cache.
+//! Logistic regression's step in one pass over the rows: LANES rows at a time, their logits,
+//! residuals, loss and accuracy terms and gradient, while the rows are in L1.
 //!
 //! ```text
-//! for each block of B rows (B x features x size_of(F) <= 16 KiB):
-//!     z_i = x_i . w + b                        one read of the block (from memory)
-//!     e_i = exp(-|z_i|)                        LANES rows at a time, vectorised
-//!     loss += max(z_i, 0) - t_i z_i + ln(1 + e_i),  correct += [z_i > 0] == [t_i = 1]
-//!     r_i = sigmoid(z_i) - t_i                 (from e_i: 1/(1+e) or e/(1+e))
-//!     grad w += r_i x_i, grad b += r_i         second read of the block (from L1)
+//! for each group of LANES (8) rows, each read as W lanes (features padded to 8, 16, 24, 32, 64):
+//!     z_i = x_i . w + b                 W / LANES multiply-adds and one horizontal sum per row,
+//!                                       four rows at a time
+//!     e_i = exp(-|z_i|)                 one vector for the group (crate::vmath)
+//!     loss += max(z_i, 0) - t_i z_i,  factor_i = 1 + e_i  (ln of a product of 64 factors)
+//!     correct += [z_i > 0] == [t_i = 1]
+//!     r_i = sigmoid(z_i) - t_i          (from e_i: 1/(1+e) or e/(1+e))
+//!     grad w += r_i x_i, grad b += r_i  the rows read again, from L1
 //! ```
 //! The loss is the stable softplus form (only non-positive numbers are exponentiated), so
-//! nothing overflows for any logits.
+//! nothing overflows for any logits. Rows wider than 64 features take a block-wise loop over
+//! slices instead ([`block_rows`] rows a block).
 
 use super::{mul_add, multiversion, LANES};
 use crate::real::Real;
