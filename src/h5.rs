@@ -127,3 +127,82 @@ pub fn table_dataset<T: H5Type>(group: &Group, name: &str, table: &Array2<T>) ->
         .create(name)
         .map(drop)
 }
+
+/// Whether `a` and `b` name the same file, however they are spelled: through symlinks, `./`
+/// or `..`, or as two hard links of one file (the same device and inode). Paths that do not
+/// exist yet are compared by their resolved directory and file name.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        (Err(_), Err(_)) => resolved(a).is_some_and(|r| resolved(b) == Some(r)),
+        // One exists and the other does not: different files.
+        _ => false,
+    }
+}
+
+/// `path` with its directory resolved (symlinks, `.`, `..`): `None` if the directory does not
+/// exist.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    Some(parent_dir(path).canonicalize().ok()?.join(name))
+}
+
+/// A usage error if the output `path` (of `option`) is one of `inputs` (option, path): writing
+/// it would destroy the input, so `--force` does not allow it.
+pub fn refuse_output_over_input(
+    option: &str,
+    path: &Path,
+    inputs: &[(&str, &Path)],
+) -> anyhow::Result<()> {
+    match inputs.iter().find(|(_, input)| same_file(path, input)) {
+        Some((input_option, input)) => Err(usage(format!(
+            "{option} {}: is the {input_option} file {}; an output may not replace an input, \
+             even with --force: choose another path",
+            path.display(),
+            input.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mpi-sgd-{name}-{}", std::process::id()));
+        fs::remove_dir_all(&dir).ok();
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_same_file_is_recognised_however_it_is_spelled() {
+        let dir = scratch("same-file");
+        let data = dir.join("data.h5");
+        fs::write(&data, b"x").unwrap();
+        std::os::unix::fs::symlink(&data, dir.join("link.h5")).unwrap();
+        fs::hard_link(&data, dir.join("hard.h5")).unwrap();
+        for spelling in [
+            dir.join("link.h5"),
+            dir.join("hard.h5"),
+            dir.join("./data.h5"),
+            dir.join("sub/../data.h5"),
+        ] {
+            assert!(same_file(&spelling, &data), "{}", spelling.display());
+            assert!(refuse_output_over_input("--out", &spelling, &[("--data", &data)]).is_err());
+        }
+        // Two outputs that do not exist yet: compared by resolved directory and name.
+        assert!(same_file(&dir.join("new.h5"), &dir.join("sub/../new.h5")));
+        assert!(!same_file(&dir.join("new.h5"), &dir.join("other.h5")));
+        assert!(!same_file(&dir.join("new.h5"), &data));
+        let refused = refuse_output_over_input("--out", &dir.join("link.h5"), &[("--data", &data)]);
+        let message = refused.unwrap_err().to_string();
+        assert!(
+            message.contains("--data") && message.contains("even with --force"),
+            "{message}"
+        );
+        fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -86,7 +86,10 @@ fn main() -> ExitCode {
             without_mpi(converted)
         }
         Command::Evaluate(args) => evaluate(start, ModelInput::from_args(args)),
-        Command::Predict(args) => predict(start, PredictSettings::from_args(args)),
+        Command::Predict(args) => match PredictSettings::from_args(args) {
+            Ok(settings) => predict(start, settings),
+            Err(error) => usage_error(start, &error),
+        },
         Command::Algorithms(args) => without_mpi(algorithms::run(&args)),
     }
 }

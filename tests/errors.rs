@@ -203,3 +203,35 @@ fn ranks_started_with_different_options_are_refused() {
         "{lines:?}"
     );
 }
+
+/// An output that is an input of the same command (spelled another way: a symlink, `./`) is
+/// refused with one line and exit 2, even with `--force`, and the input is left as it was.
+#[test]
+fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
+    let dir = scratch("output_is_input");
+    let data = dir.join("data.h5");
+    let text = dir.join("rows.csv");
+    std::fs::write(&text, "a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n").unwrap();
+    let converted = singleton(&["convert", text.to_str().unwrap(), data.to_str().unwrap()]);
+    assert_success(&converted);
+    let link = dir.join("link.h5");
+    std::os::unix::fs::symlink(&data, &link).unwrap();
+    let before = std::fs::read(&data).unwrap();
+    let (d, l) = (data.to_str().unwrap(), link.to_str().unwrap());
+    let dotted = format!("{}/./rows.csv", dir.display());
+    for (ranks, args) in [
+        (2, vec!["train", "--data", d, "--out", l, "--force"]),
+        (1, vec!["predict", "--model", d, "--data", d, "--out", l, "--force"]),
+    ] {
+        let output = mpirun(ranks, &args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        let lines = own_lines(&output);
+        assert_eq!(lines.len(), 1, "{args:?}: {lines:?}");
+        assert!(lines[0].contains("may not replace an input"), "{lines:?}");
+    }
+    let output = singleton(&["convert", text.to_str().unwrap(), &dotted, "--force"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("INPUT"), "{}", stderr(&output));
+    assert_eq!(std::fs::read(&data).unwrap(), before, "the data file changed");
+    assert!(std::fs::read_to_string(&text).unwrap().starts_with("a,b,label"));
+}

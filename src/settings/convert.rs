@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::ConvertArgs;
 use crate::errors::usage;
+use crate::h5;
 use crate::kinds::{Dtype, TextFormat};
 
 #[derive(Debug, Clone)]
@@ -42,6 +43,7 @@ impl ConvertSettings {
                 args.compression
             )));
         }
+        h5::refuse_output_over_input("OUTPUT", &args.output, &[("INPUT", &args.input)])?;
         Ok(Self {
             format: args.format.unwrap_or_else(|| format_of(&args.input)),
             delimiter: delimiter(&args)?,
@@ -90,4 +92,38 @@ fn delimiter(args: &ConvertArgs) -> anyhow::Result<u8> {
                 "--delimiter {delimiter:?}: must be one ASCII character"
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_output_may_not_replace_the_input() {
+        let dir = std::env::temp_dir().join(format!("mpi-sgd-convert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("rows.csv");
+        std::fs::write(&input, "a,b\n1,0\n").unwrap();
+        let args = |output: PathBuf| ConvertArgs {
+            input: input.clone(),
+            output,
+            format: None,
+            delimiter: None,
+            header: false,
+            no_header: false,
+            label_column: None,
+            features: None,
+            test_fraction: 0.0,
+            shuffle: false,
+            seed: 42,
+            dtype: Dtype::F64,
+            compression: 4,
+            force: true,
+        };
+        let refused = ConvertSettings::from_args(args(dir.join("./rows.csv"))).unwrap_err();
+        assert!(refused.is::<crate::errors::UsageError>());
+        assert!(refused.to_string().contains("INPUT"), "{refused}");
+        assert!(ConvertSettings::from_args(args(dir.join("rows.h5"))).is_ok());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -5,7 +5,7 @@
 //! ranks (batch >= ranks) happen after MPI starts, in [`crate::partition::BatchPlan`]; checks
 //! that need the data file, when it is opened ([`crate::data::Source::open`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Setting;
@@ -15,6 +15,7 @@ use crate::data::spec::{DataSource, DataSpec};
 use crate::data::DataShape;
 use crate::errors::usage;
 use crate::fault::Faults;
+use crate::h5;
 use crate::kinds::{Dtype, ModelKind};
 
 /// Validated settings of a training run. The data's sizes are final only once the data source
@@ -66,6 +67,7 @@ impl TrainSettings {
         check_counts(&args)?;
         check_optimizer(&args)?;
         let checkpoint = checkpoint_path(&args)?;
+        check_outputs(args.out.as_deref(), checkpoint.as_deref(), &args, &data)?;
         Ok(Self {
             model: args.model,
             hidden,
@@ -284,6 +286,37 @@ fn check_optimizer(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Neither output replaces an input: the run file is not the data file nor the checkpoint it
+/// resumes from; the checkpoint is not the data file nor the run file (it may replace the
+/// checkpoint being resumed, which it continues).
+fn check_outputs(
+    out: Option<&Path>,
+    checkpoint: Option<&Path>,
+    args: &TrainArgs,
+    data: &DataSpec,
+) -> anyhow::Result<()> {
+    let data_file = match &data.source {
+        DataSource::File(path) => Some(path.as_path()),
+        DataSource::Synthetic => None,
+    };
+    let resume = args.resume.as_deref();
+    if let Some(out) = out {
+        let inputs: Vec<(&str, &Path)> = [("--data", data_file), ("--resume", resume)]
+            .into_iter()
+            .filter_map(|(option, path)| Some((option, path?)))
+            .collect();
+        h5::refuse_output_over_input("--out", out, &inputs)?;
+    }
+    if let Some(checkpoint) = checkpoint {
+        let others: Vec<(&str, &Path)> = [("--data", data_file), ("--out", out)]
+            .into_iter()
+            .filter_map(|(option, path)| Some((option, path?)))
+            .collect();
+        h5::refuse_output_over_input("--checkpoint", checkpoint, &others)?;
+    }
+    Ok(())
+}
+
 /// Where checkpoints go: `--checkpoint`, or beside `--out` (`run.h5` -> `run.ckpt.h5`).
 fn checkpoint_path(args: &TrainArgs) -> anyhow::Result<Option<PathBuf>> {
     if let Some(seconds) = args
@@ -391,6 +424,40 @@ mod tests {
             assert!(err.is::<crate::errors::UsageError>(), "{line}: {err}");
             assert!(err.to_string().contains(needle), "{line}: {err}");
         }
+    }
+
+    #[test]
+    fn no_output_may_replace_an_input_even_with_force() {
+        let dir = std::env::temp_dir().join(format!("mpi-sgd-outputs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = dir.join("data.h5");
+        std::fs::write(&data, b"x").unwrap();
+        let link = dir.join("link.h5");
+        std::fs::remove_file(&link).ok();
+        std::os::unix::fs::symlink(&data, &link).unwrap();
+        let (d, l) = (data.display(), link.display());
+        let run = dir.join("run.h5");
+        let r = run.display();
+        for (line, needle) in [
+            (format!("--data {d} --out {d} --force"), "--out"),
+            (format!("--data {d} --out {l} --force"), "--out"),
+            (
+                format!("--data {d} --checkpoint {l} --checkpoint-every 5"),
+                "--checkpoint",
+            ),
+            (
+                format!("--out {r} --checkpoint {r} --checkpoint-every 5"),
+                "--checkpoint",
+            ),
+            (format!("--out {d} --resume {l}"), "--resume"),
+        ] {
+            let err = parse(&line).unwrap_err();
+            assert!(err.is::<crate::errors::UsageError>(), "{line}: {err}");
+            assert!(err.to_string().contains(needle), "{line}: {err}");
+        }
+        // The checkpoint may replace the one it resumes from.
+        assert!(parse(&format!("--checkpoint {d} --resume {d}")).is_ok());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
