@@ -221,10 +221,18 @@ fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
     let dotted = format!("{}/./rows.csv", dir.display());
     for (ranks, args) in [
         (2, vec!["train", "--data", d, "--out", l, "--force"]),
-        (1, vec!["predict", "--model", d, "--data", d, "--out", l, "--force"]),
+        (
+            1,
+            vec!["predict", "--model", d, "--data", d, "--out", l, "--force"],
+        ),
     ] {
         let output = mpirun(ranks, &args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
         let lines = own_lines(&output);
         assert_eq!(lines.len(), 1, "{args:?}: {lines:?}");
         assert!(lines[0].contains("may not replace an input"), "{lines:?}");
@@ -232,6 +240,12 @@ fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
     let output = singleton(&["convert", text.to_str().unwrap(), &dotted, "--force"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("INPUT"), "{}", stderr(&output));
-    assert_eq!(std::fs::read(&data).unwrap(), before, "the data file changed");
-    assert!(std::fs::read_to_string(&text).unwrap().starts_with("a,b,label"));
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        before,
+        "the data file changed"
+    );
+    assert!(std::fs::read_to_string(&text)
+        .unwrap()
+        .starts_with("a,b,label"));
 }
