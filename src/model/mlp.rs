@@ -257,7 +257,6 @@ impl<F: Real> Model<F> for Mlp<F> {
             stats += self.head(labels, true);
             self.backward(params, rows, grad);
         }
-        stats.rows = y.len() as f64;
         stats
     }
 
@@ -268,7 +267,6 @@ impl<F: Real> Model<F> for Mlp<F> {
             self.forward(params, x.slice(s![start..start + labels.len(), ..]));
             stats += self.head(labels, false);
         }
-        stats.rows = y.len() as f64;
         stats
     }
 }

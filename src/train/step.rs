@@ -75,10 +75,9 @@ impl<F: Real> Trainer<'_, F> {
         let mut traffic = Traffic::default();
 
         self.clock.enter(step, Phase::Compute)?;
-        let (x, y) = self
-            .data
-            .train
-            .slice(self.plan.local_batch(self.comm.rank(), s));
+        let local = self.plan.local_batch(self.comm.rank(), s);
+        let local_rows = local.len();
+        let (x, y) = self.data.train.slice(local);
         let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
 
         if combine == Some(Combine::Gradient) {
@@ -93,8 +92,8 @@ impl<F: Real> Trainer<'_, F> {
                 self.sgd.step(step, &mut self.params, &self.combined, rows);
             }
             _ => {
-                let rows = self.plan.local_batch(self.comm.rank(), s).len().max(1);
-                self.sgd.step(step, &mut self.params, &self.grad, rows);
+                self.sgd
+                    .step(step, &mut self.params, &self.grad, local_rows.max(1));
             }
         }
         if combine == Some(Combine::Parameters) {
