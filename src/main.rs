@@ -33,6 +33,7 @@ mod real;
 mod record;
 mod runfile;
 mod settings;
+mod simd;
 mod train;
 mod vmath;
 mod watchdog;

@@ -3,7 +3,7 @@
 //! Not the measurements (`record`): only facts about the environment.
 
 use crate::comm::Comm;
-use crate::model::kernels::Isa;
+use crate::simd::Isa;
 
 /// What happened before the subcommand ran: measured in `main`, recorded in the run file.
 pub struct Startup {
@@ -25,7 +25,7 @@ pub struct Provenance {
     pub mpi_version: String,
     pub blas: String,
     pub blas_threads: usize,
-    /// The SIMD path of the model kernels on rank 0 (`model::kernels::Isa`).
+    /// The SIMD path of the model kernels on rank 0 (`simd::Isa`).
     pub simd: &'static str,
     /// Host name of every rank, in rank order (rank 0); this rank's alone elsewhere.
     pub hostnames: Vec<String>,

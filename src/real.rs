@@ -8,6 +8,7 @@
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 
+use crate::simd::RowDots;
 use crate::vmath::Transcendental;
 
 /// A float that BLAS (through ndarray), MPI and HDF5 all know how to move.
@@ -17,6 +18,7 @@ pub trait Real:
     + mpi::traits::Equivalence
     + hdf5::H5Type
     + Transcendental
+    + RowDots
     + Default
     + Debug
     + Display

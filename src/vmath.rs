@@ -1,6 +1,6 @@
 //! `exp` and `ln` written so that the compiler vectorises a loop over them: no branches (every
 //! special case is a select), no calls, no integer<->float conversions that AVX2 lacks. A loop
-//! over a slice then runs 4-16 lanes wide in the SIMD path that `model::kernels::Isa` picked, and the
+//! over a slice then runs 4-16 lanes wide in the SIMD path that `simd::Isa` picked, and the
 //! same code gives the same bits in every path (no fused multiply-adds: Rust never contracts
 //! `a * b + c`).
 //!

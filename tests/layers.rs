@@ -35,6 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "h5",
             "partition",
             "vmath",
+            "simd",
         ],
     ),
 ];

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! for each group of LANES (8) rows, each read as W lanes (features padded to 8, 16, 24, 32, 64):
-//!     z_i = x_i . w + b                 W / LANES multiply-adds and one horizontal sum per row,
-//!                                       four rows at a time
+//!     z_i = x_i . w + b                 W / LANES multiply-adds per row, then one
+//!                                       transpose-and-add for the group (crate::simd::RowDots)
 //!     e_i = exp(-|z_i|)                 one vector for the group (crate::vmath)
 //!     loss += max(z_i, 0) - t_i z_i,  factor_i = 1 + e_i  (ln of a product of 64 factors)
 //!     correct += [z_i > 0] == [t_i = 1]
@@ -15,8 +15,9 @@
 //! nothing overflows for any logits. Rows wider than 64 features take a block-wise loop over
 //! slices instead ([`block_rows`] rows a block).
 
-use super::{mul_add, multiversion, LANES};
+use super::multiversion;
 use crate::real::Real;
+use crate::simd::{dot_lanes, mul_add, sum, LANES};
 
 /// Sums over the rows of one call.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -46,7 +47,7 @@ multiversion! {
 }
 
 #[inline(always)]
-fn body<F: Real, const FMA: bool>(
+fn body<F: Real, const FMA: bool, const ISA: u8>(
     x: &[F],
     y: &[u32],
     params: &[F],
@@ -56,11 +57,11 @@ fn body<F: Real, const FMA: bool>(
     // Narrow rows (the common case: tens of features) are held in registers, padded to a
     // whole number of vectors; wider ones take the general loop.
     match params.len() - 1 {
-        0..=8 => narrow::<F, FMA, 8>(x, y, params, grad),
-        9..=16 => narrow::<F, FMA, 16>(x, y, params, grad),
-        17..=24 => narrow::<F, FMA, 24>(x, y, params, grad),
-        25..=32 => narrow::<F, FMA, 32>(x, y, params, grad),
-        33..=64 => narrow::<F, FMA, 64>(x, y, params, grad),
+        0..=8 => narrow::<F, FMA, ISA, 8>(x, y, params, grad),
+        9..=16 => narrow::<F, FMA, ISA, 16>(x, y, params, grad),
+        17..=24 => narrow::<F, FMA, ISA, 24>(x, y, params, grad),
+        25..=32 => narrow::<F, FMA, ISA, 32>(x, y, params, grad),
+        33..=64 => narrow::<F, FMA, ISA, 64>(x, y, params, grad),
         _ => wide::<F, FMA>(x, y, params, grad, scratch),
     }
 }
@@ -74,7 +75,7 @@ fn body<F: Real, const FMA: bool>(
 /// the row's end are discarded). The last rows, whose `W`-wide read would leave `x`, are
 /// copied and zero-padded.
 #[inline(always)]
-fn narrow<F: Real, const FMA: bool, const W: usize>(
+fn narrow<F: Real, const FMA: bool, const ISA: u8, const W: usize>(
     x: &[F],
     y: &[u32],
     params: &[F],
@@ -96,7 +97,9 @@ fn narrow<F: Real, const FMA: bool, const W: usize>(
             let start = (g * LANES + r) * features;
             x[start..start + W].try_into().expect("W values")
         });
-        acc.add_group(&rows, labels, b[0], &weights);
+        // SAFETY: `multiversion!` instantiates this body with ISA only for a path the CPU has.
+        let dots = unsafe { F::row_dots::<ISA, FMA, W>(&rows, &weights) };
+        acc.add_group(&rows, labels, dots.map(|dot| b[0] + dot));
     }
     // The rest, one padded copy at a time.
     for (i, &label) in y.iter().enumerate().skip(inside) {
@@ -147,26 +150,9 @@ impl<F: Real, const FMA: bool, const W: usize> Default for Accumulators<F, FMA, 
 }
 
 impl<F: Real, const FMA: bool, const W: usize> Accumulators<F, FMA, W> {
-    /// LANES rows: logits (GROUP rows at a time, each vectorised along its own lanes: written
-    /// one row at a time, the compiler vectorises across rows instead, with gathers, 6x
-    /// slower), residuals in one vector, then the gradient.
+    /// LANES rows with their logits `z`: residuals in one vector, then the gradient.
     #[inline(always)]
-    fn add_group(&mut self, rows: &[&[F; W]; LANES], labels: &[u32; LANES], b: F, w: &[F; W]) {
-        let mut z = [F::zero(); LANES];
-        for (zs, group) in z.chunks_exact_mut(GROUP).zip(rows.chunks_exact(GROUP)) {
-            let mut acc = [[F::zero(); LANES]; GROUP];
-            for (lanes, row) in acc.iter_mut().zip(group) {
-                for c in 0..W / LANES {
-                    for k in 0..LANES {
-                        lanes[k] =
-                            mul_add::<F, FMA>(row[c * LANES + k], w[c * LANES + k], lanes[k]);
-                    }
-                }
-            }
-            for r in 0..GROUP {
-                zs[r] = b + sum(&acc[r]);
-            }
-        }
+    fn add_group(&mut self, rows: &[&[F; W]; LANES], labels: &[u32; LANES], mut z: [F; LANES]) {
         for k in 0..LANES {
             let (linear, factor, correct) = residual::<F, FMA>(&mut z[k], labels[k]);
             self.loss[k] = self.loss[k] + linear;
@@ -207,21 +193,6 @@ impl<F: Real, const FMA: bool, const W: usize> Accumulators<F, FMA, W> {
             self.gw[k] = mul_add::<F, FMA>(z, row[k], self.gw[k]);
         }
     }
-}
-
-/// Rows whose logits are computed together.
-const GROUP: usize = 4;
-
-/// `a . b` of two rows of `W` lanes (`W` a multiple of LANES), in the order of a group's rows.
-#[inline(always)]
-fn dot_lanes<F: Real, const FMA: bool, const W: usize>(a: &[F; W], b: &[F; W]) -> F {
-    let mut acc = [F::zero(); LANES];
-    for c in 0..W / LANES {
-        for k in 0..LANES {
-            acc[k] = mul_add::<F, FMA>(a[c * LANES + k], b[c * LANES + k], acc[k]);
-        }
-    }
-    sum(&acc)
 }
 
 /// Rows of any width: dot products and gradient updates over slices.
@@ -327,30 +298,10 @@ pub fn dot<F: Real, const FMA: bool>(a: &[F], b: &[F]) -> F {
     sum(&acc) + tail
 }
 
-/// The sum of `v` in LANES partial sums, added pairwise at the end.
-#[inline(always)]
-pub fn sum<F: Real>(v: &[F]) -> F {
-    let mut acc = [F::zero(); LANES];
-    let (chunks, rest) = v.as_chunks::<LANES>();
-    for c in chunks {
-        for k in 0..LANES {
-            acc[k] = acc[k] + c[k];
-        }
-    }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for k in 0..width {
-            acc[k] = acc[k] + acc[k + width];
-        }
-    }
-    rest.iter().fold(acc[0], |s, &v| s + v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::kernels::Isa;
+    use crate::simd::Isa;
 
     /// The blocked, vectorised kernel against the plain formulas row by row (libm's exp and
     /// ln), on rows of every block remainder, for both element types; and the SIMD paths with
@@ -406,7 +357,7 @@ mod tests {
                 grads.push((grad, sums));
             }
             // The paths with a fused multiply-add (all but x86-64's baseline) agree bitwise.
-            let fused = &grads[usize::from(!crate::model::kernels::BASELINE_FMA)..];
+            let fused = &grads[usize::from(!crate::simd::BASELINE_FMA)..];
             assert!(
                 fused.windows(2).all(|w| w[0] == w[1]),
                 "paths differ, rows={rows}"
