@@ -6,10 +6,12 @@
 # Rounds are interleaved (every configuration once per round, REPEAT rounds) so drift of a
 # shared machine hits every configuration alike; bench/summarize.py reports medians.
 #
-# Environment: REPEAT (rounds, default 5). Output: bench/build/runs.csv, bench/build/report.md.
+# Environment: REPEAT (rounds, default 5), WORKLOADS (default "logistic mlp"; the MLP's block
+# products are measured with it). Output: bench/build/runs.csv, bench/build/report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEAT=${REPEAT:-5}
+WORKLOADS=${WORKLOADS:-logistic mlp}
 build=bench/build
 mkdir -p "$build/runs"
 
@@ -35,7 +37,7 @@ measures() { sed -n "s/.*wall_s=\([^ ]*\).*test_accuracy=\([^ ]*\).*/\1,\2/p"; }
 for round in $(seq 1 "$REPEAT"); do
   echo "round $round/$REPEAT" >&2
   for dtype in f64 f32; do
-    for workload in logistic mlp; do
+    for workload in $WORKLOADS; do
       declare -n args=$workload
       for ranks in 1 2; do
         file="$build/runs/$workload-$dtype-$ranks-$round.h5"
@@ -65,6 +67,8 @@ for round in $(seq 1 "$REPEAT"); do
   "$build/gemm" | sed -n "s/gemm shape=\([a-zA-Z0-9]*\) dtype=\([a-z0-9]*\) gflops=\(.*\)/$round,gemm,\1,1,\2,\3,,/p" >> "$csv"
 done
 "$py" bench/summarize.py "$csv" | tee "$build/report.md"
-# OpenBLAS against the pure-Rust gemm crate at the MLP block's products (the MLP uses the faster).
-echo -e "\n### MLP block products: OpenBLAS and the gemm crate\n" | tee -a "$build/report.md"
-cargo bench --quiet --bench gemm_shapes 2>/dev/null | tee -a "$build/report.md"
+if [[ " $WORKLOADS " == *" mlp "* ]]; then
+  # OpenBLAS against the pure-Rust gemm crate at the MLP block's products (the MLP uses the faster).
+  echo -e "\n### MLP block products: OpenBLAS and the gemm crate\n" | tee -a "$build/report.md"
+  cargo bench --quiet --bench gemm_shapes 2>/dev/null | tee -a "$build/report.md"
+fi

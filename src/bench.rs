@@ -20,6 +20,7 @@ use crate::comm::{self, Algorithm, Comm};
 use crate::errors::ReportedElsewhere;
 use crate::h5;
 use crate::info_root;
+use crate::memory;
 use crate::provenance::{Provenance, Startup};
 use crate::real::Real;
 use crate::record::gather_columns;
@@ -34,6 +35,19 @@ pub fn run<F: Real>(bench: &BenchSettings, comm: &Comm, startup: &Startup) -> an
         _ => Ok(()),
     };
     comm.agree(destination)?;
+    // The send, result and reference buffers of the largest size, and an algorithm's scratch.
+    const BUFFERS: u64 = 4;
+    let largest = bench
+        .sizes
+        .iter()
+        .map(|s| s.bytes as u64)
+        .max()
+        .unwrap_or(0);
+    comm.agree(memory::check(
+        format!("--sizes up to {}", memory::human(largest)),
+        largest.checked_mul(BUFFERS),
+        "use smaller --sizes",
+    ))?;
     let provenance = Provenance::collect(comm, startup.blas_threads);
     info_root!(
         comm,
@@ -62,6 +76,7 @@ pub fn run<F: Real>(bench: &BenchSettings, comm: &Comm, startup: &Startup) -> an
     let written = match &bench.out {
         Some(path) if comm.is_root() => runfile::bench::write(
             path,
+            bench.force,
             &BenchReport {
                 provenance: &provenance,
                 dtype: F::NAME,

@@ -3,6 +3,7 @@
 //! (that is [`crate::runfile`]).
 
 use std::fs;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -42,10 +43,12 @@ pub fn check_destination(option: &str, path: &Path, force: bool) -> anyhow::Resu
     Ok(())
 }
 
-/// Runs `contents` on a new HDF5 file at a temporary name beside `path`, then renames it into
-/// place; on any failure the temporary file is removed and `path` is untouched.
+/// Runs `contents` on a new HDF5 file at a temporary name beside `path`, then moves it into
+/// place ([`move_into_place`]); on any failure the temporary file is removed and `path` is
+/// untouched.
 pub fn write_atomically(
     path: &Path,
+    replace: bool,
     contents: impl FnOnce(&hdf5::File) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let temporary = temporary_path(path);
@@ -55,12 +58,59 @@ pub fn write_atomically(
             contents(&file)?;
             file.close()?;
             Ok(())
-        })
-        .and_then(|()| fs::rename(&temporary, path).context("cannot move it into place"));
-    if written.is_err() {
-        fs::remove_file(&temporary).ok();
+        });
+    match written {
+        Ok(()) => move_into_place(&temporary, path, replace),
+        Err(e) => {
+            fs::remove_file(&temporary).ok();
+            Err(e.context(format!("writing {}", path.display())))
+        }
     }
-    written.with_context(|| format!("writing {}", path.display()))
+}
+
+/// Moves the complete file `temporary` to `path`. With `replace` (`--force`, or a file this
+/// run owns), a rename, which replaces what is there. Without, the move must not replace a
+/// file that appeared after the check before work (another job started on the same new path):
+/// a hard link fails if `path` exists, atomically, and the temporary name is then removed;
+/// where the file system has no hard links, a rename after one more check. A job that finds
+/// its path taken keeps its result under a name beside it, and says which.
+pub fn move_into_place(temporary: &Path, path: &Path, replace: bool) -> anyhow::Result<()> {
+    let moved = match replace {
+        true => fs::rename(temporary, path),
+        false => match fs::hard_link(temporary, path) {
+            Ok(()) => fs::remove_file(temporary),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let kept = keep_beside(temporary, path);
+                return Err(anyhow::anyhow!(
+                    "{}: another job wrote this file while this one ran; it was left alone, \
+                     and this job's result is kept as {}",
+                    path.display(),
+                    kept.display()
+                ));
+            }
+            Err(_) if !path.exists() => fs::rename(temporary, path),
+            Err(e) => Err(e),
+        },
+    };
+    moved.map_err(|e| {
+        fs::remove_file(temporary).ok();
+        anyhow::anyhow!("cannot move {} into place: {e}", path.display())
+    })
+}
+
+/// Gives the complete file `temporary` a visible name beside `path` (`NAME-PID.EXT`, never
+/// replacing anything), or leaves it where it is; returns where it is.
+fn keep_beside(temporary: &Path, path: &Path) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{}.{}", std::process::id(), ext.to_string_lossy()),
+        None => format!("{stem}-{}", std::process::id()),
+    };
+    let kept = parent_dir(path).join(name);
+    match fs::hard_link(temporary, &kept).and_then(|()| fs::remove_file(temporary)) {
+        Ok(()) => kept,
+        Err(_) => temporary.to_path_buf(),
+    }
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -203,6 +253,35 @@ mod tests {
             message.contains("--data") && message.contains("even with --force"),
             "{message}"
         );
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_file_that_appears_meanwhile_is_not_replaced_and_the_result_is_kept() {
+        let dir = scratch("no-replace");
+        let path = dir.join("run.h5");
+        // Another job creates the path while this one writes.
+        let written = write_atomically(&path, false, |file| {
+            fs::write(&path, b"the other job's result").unwrap();
+            text_attr(file, "mine", "yes")?;
+            Ok(())
+        });
+        let message = written.unwrap_err().to_string();
+        assert_eq!(fs::read(&path).unwrap(), b"the other job's result");
+        let kept = dir.join(format!("run-{}.h5", std::process::id()));
+        assert!(message.contains(&kept.display().to_string()), "{message}");
+        let file = hdf5::File::open(&kept).unwrap();
+        assert_eq!(read_text_attr(&file, "mine").unwrap(), "yes");
+        assert!(!temporary_path(&path).exists());
+        // With replace (--force) the same race replaces the file; without a race, no-replace
+        // writes as usual.
+        write_atomically(&path, true, |file| Ok(text_attr(file, "mine", "forced")?)).unwrap();
+        let fresh = dir.join("fresh.h5");
+        write_atomically(&fresh, false, |file| Ok(text_attr(file, "mine", "new")?)).unwrap();
+        for (file, expected) in [(&path, "forced"), (&fresh, "new")] {
+            let file = hdf5::File::open(file).unwrap();
+            assert_eq!(read_text_attr(&file, "mine").unwrap(), expected);
+        }
         fs::remove_dir_all(&dir).ok();
     }
 }

@@ -139,6 +139,11 @@ pub fn predict<F: Real>(args: &PredictSettings, comm: &Comm) -> anyhow::Result<(
         std::fs::remove_file(&temporary).ok();
     }
     written?;
+    let moved = match comm.is_root() {
+        true => h5::move_into_place(&temporary, &args.out, args.force),
+        false => Ok(()),
+    };
+    comm.agree(moved)?;
     info_root!(comm, "wrote {}", args.out.display());
     if comm.is_root() {
         println!("{} out={}", part.describe(&args.input), args.out.display());
@@ -146,8 +151,8 @@ pub fn predict<F: Real>(args: &PredictSettings, comm: &Comm) -> anyhow::Result<(
     Ok(())
 }
 
-/// Collective: rank 0 creates the file at `temporary`, the ranks write their blocks in turn,
-/// rank 0 renames it to `--out`. Errors are agreed, so every rank returns at the same point.
+/// Collective: rank 0 creates the file at `temporary`, the ranks write their blocks in turn.
+/// Errors are agreed, so every rank returns at the same point.
 fn write_predictions<F: Real>(
     comm: &Comm,
     temporary: &std::path::Path,
@@ -170,12 +175,7 @@ fn write_predictions<F: Real>(
         };
         comm.agree(written)?;
     }
-    let renamed = match comm.is_root() {
-        true => std::fs::rename(temporary, &args.out)
-            .map_err(|e| anyhow::anyhow!("cannot move {} into place: {e}", args.out.display())),
-        false => Ok(()),
-    };
-    comm.agree(renamed)
+    Ok(())
 }
 
 /// The prediction file with its datasets sized and its provenance written; rows come later.

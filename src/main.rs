@@ -24,6 +24,7 @@ mod inference;
 mod interrupt;
 mod kinds;
 mod logging;
+mod memory;
 mod model;
 mod optim;
 mod partition;

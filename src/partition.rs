@@ -106,7 +106,6 @@ impl BatchPlan {
     }
 
     /// How many training rows `rank` owns.
-    #[cfg(test)]
     pub fn local_rows(&self, rank: usize) -> usize {
         let last = self.steps_per_epoch() - 1;
         self.local_batch(rank, last).end

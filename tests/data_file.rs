@@ -192,6 +192,30 @@ fn bad_data_files_are_refused_with_one_line_and_no_run_file() {
             "y holds 0.5 at row 2",
         ),
         (
+            "huge-y.h5",
+            vec![
+                ("X", &[6, 2], &x6),
+                ("y", &[6], &[0.0, 1.0, 0.0, 1e10, 0.0, 1.0]),
+            ],
+            "y holds 10000000000 at row 3",
+        ),
+        (
+            "two-to-32-y.h5",
+            vec![
+                ("X", &[6, 2], &x6),
+                ("y", &[6], &[0.0, 4294967296.0, 0.0, 1.0, 0.0, 1.0]),
+            ],
+            "y holds 4294967296 at row 1",
+        ),
+        (
+            "1e20-y.h5",
+            vec![
+                ("X", &[6, 2], &x6),
+                ("y", &[6], &[0.0, 1.0, 0.0, 1.0, 0.0, 1e20]),
+            ],
+            "at row 5; labels must be class indices 0..K-1, K at most",
+        ),
+        (
             "three.h5",
             vec![
                 ("X", &[6, 2], &x6),

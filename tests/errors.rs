@@ -45,6 +45,45 @@ fn bad_options_fail_before_any_work_with_exit_code_2() {
         ),
         (vec!["train", "--stall-timeout", "-1"], "--stall-timeout"),
         (
+            vec!["train", "--stall-timeout", "1e20"],
+            "--stall-timeout 1e20",
+        ),
+        (
+            vec!["train", "--checkpoint-seconds", "1e300", "--out", "x.h5"],
+            "--checkpoint-seconds 1e300",
+        ),
+        // Sizes checked against the rank's memory before anything is allocated.
+        (
+            vec!["train", "--samples", "10000000000", "--features", "1000"],
+            "use fewer --samples",
+        ),
+        (
+            vec![
+                "train",
+                "--model",
+                "mlp",
+                "--hidden",
+                "1000000,1000000",
+                "--samples",
+                "100",
+                "--batch",
+                "10",
+            ],
+            "use narrower layers",
+        ),
+        (
+            vec![
+                "train",
+                "--samples",
+                "100",
+                "--batch",
+                "10",
+                "--epochs",
+                "1000000000000000",
+            ],
+            "use fewer --epochs",
+        ),
+        (
             vec!["train", "--checkpoint-every", "5"],
             "--checkpoint PATH or --out",
         ),
@@ -53,6 +92,14 @@ fn bad_options_fail_before_any_work_with_exit_code_2() {
             "--checkpoint-every",
         ),
         (vec!["train", "--fail-at", "1:nowhere"], "RANK:PHASE"),
+        (
+            vec!["bench-allreduce", "--iterations", "0"],
+            "--iterations 0",
+        ),
+        (
+            vec!["bench-allreduce", "--sizes", "100000000000000"],
+            "use smaller --sizes",
+        ),
         (
             vec!["train", "--resume", "/nonexistent/ckpt.h5"],
             "no such file",
@@ -182,6 +229,37 @@ fn training_that_diverges_stops_with_a_hint_and_no_run_file() {
 }
 
 #[test]
+fn a_loss_that_overflows_while_the_gradient_stays_finite_is_divergence() {
+    // float32 logits beyond 3.4e38: the loss is Inf, the sigmoid's residuals stay in [-1, 1].
+    let dir = scratch("loss-diverges");
+    let out = dir.join("run.h5");
+    let args = [
+        "train",
+        "--dtype",
+        "f32",
+        "--lr",
+        "3e38",
+        "--samples",
+        "2000",
+        "--batch",
+        "100",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let output = mpirun(2, &args);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let lines = own_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("the epoch's loss holds NaN or Inf"),
+        "{lines:?}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
 fn ranks_started_with_different_options_are_refused() {
     let same = [
         "train",
@@ -248,4 +326,50 @@ fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
     assert!(std::fs::read_to_string(&text)
         .unwrap()
         .starts_with("a,b,label"));
+}
+
+#[test]
+fn two_jobs_started_on_the_same_new_out_keep_both_results() {
+    // Both pass the check before work (the file does not exist yet: each run takes about two
+    // seconds); the one that finishes second must not replace the first one's run file.
+    let dir = scratch("same-out");
+    let out = dir.join("run.h5");
+    let args = [
+        "train",
+        "--model",
+        "mlp",
+        "--hidden",
+        "64",
+        "--samples",
+        "20000",
+        "--batch",
+        "64",
+        "--epochs",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let jobs: Vec<_> = (0..2)
+        .map(|_| spawn(mpirun_command(&[(1, &args)])))
+        .collect();
+    let outputs: Vec<Output> = jobs
+        .into_iter()
+        .map(|job| wait_with_limit(job, std::time::Duration::from_secs(120)))
+        .collect();
+    let (won, lost): (Vec<&Output>, Vec<&Output>) =
+        outputs.iter().partition(|o| o.status.success());
+    assert_eq!((won.len(), lost.len()), (1, 1), "{}", stderr(&outputs[1]));
+    let message = stderr(lost[0]);
+    assert!(message.contains("another job wrote this file"), "{message}");
+    // The loser's result is kept beside, under the name its message gives; no temporary.
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let kept = files.iter().find(|p| **p != out).unwrap();
+    assert!(message.contains(&kept.display().to_string()), "{message}");
+    for file in [&out, kept] {
+        assert!(hdf5::File::open(file).is_ok(), "{}", file.display());
+    }
 }

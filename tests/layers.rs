@@ -36,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "partition",
             "vmath",
             "simd",
+            "memory",
         ],
     ),
 ];

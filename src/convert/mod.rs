@@ -98,7 +98,7 @@ pub fn run(args: &ConvertSettings) -> anyhow::Result<()> {
         test_rows,
         features: scan.features,
     };
-    h5::write_atomically(&args.output, |file| {
+    h5::write_atomically(&args.output, args.force, |file| {
         let mut out = Destination::create(file, args, &layout)?;
         write_metadata(file, args, format, &scan)?;
         if args.shuffle {

@@ -53,6 +53,11 @@ pub struct DataFile {
     pub lists_classes: bool,
 }
 
+/// The most classes a label may name: 2^24, the largest count whose every index is exact in
+/// float32 (labels stored as floats are exact below it), and far above any classifier this
+/// trains; larger integral labels (1e10, 2^32) are corrupt data, not classes.
+pub const MAX_CLASSES: usize = 1 << 24;
+
 impl DataFile {
     /// Opens the file, checks the datasets' shapes and (with [`Labels::Required`]) every label;
     /// usage errors name the file, the dataset and the problem.
@@ -147,9 +152,9 @@ impl DataFile {
                 let range = start..rows.min(start + LABEL_CHUNK);
                 let labels = self.read_label_values(y_name, range.into())?;
                 for (i, &label) in labels.iter().enumerate() {
-                    if !(label.is_finite() && label.fract() == 0.0 && label >= 0.0) {
+                    if !(label.fract() == 0.0 && (0.0..MAX_CLASSES as f64).contains(&label)) {
                         return Err(usage(format!(
-                            "{}: {y_name} holds {label} at row {}; labels must be class indices 0..K-1 (`mpi-sgd convert` maps other labels)",
+                            "{}: {y_name} holds {label} at row {}; labels must be class indices 0..K-1, K at most {MAX_CLASSES} (`mpi-sgd convert` maps other labels)",
                             self.path.display(),
                             start + i
                         )));

@@ -33,8 +33,8 @@ pub struct AlgorithmSweep {
 pub const BENCH_FORMAT: &str = "mpi-sgd-bench/1";
 
 /// Writes the benchmark file, like the run file: complete or not at all.
-pub fn write(path: &Path, report: &BenchReport) -> anyhow::Result<()> {
-    write_atomically(path, |file| {
+pub fn write(path: &Path, replace: bool, report: &BenchReport) -> anyhow::Result<()> {
+    write_atomically(path, replace, |file| {
         write_provenance(file, BENCH_FORMAT, report.provenance)?;
         let bench = file.create_group("bench")?;
         text_attr(&bench, "dtype", report.dtype)?;

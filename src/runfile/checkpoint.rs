@@ -74,7 +74,8 @@ pub fn write<F: Real>(
     else {
         return comm.agree(Ok(()));
     };
-    let written = write_atomically(path, |file| {
+    // The checkpoint is this run's own file, replaced at every save.
+    let written = write_atomically(path, true, |file| {
         text_attr(file, "format", FORMAT)?;
         text_attr(file, "version", env!("CARGO_PKG_VERSION"))?;
         write_settings(file, settings)?;

@@ -53,9 +53,10 @@ pub struct RunReport<'a, F> {
     pub summary: Summary,
 }
 
-/// Writes the run file: temporary name first, renamed into place when complete.
-pub fn write<F: Real>(path: &Path, report: &RunReport<F>) -> anyhow::Result<()> {
-    write_atomically(path, |file| {
+/// Writes the run file: temporary name first, moved into place when complete (over an
+/// existing file only when `replace`, i.e. `--force`).
+pub fn write<F: Real>(path: &Path, replace: bool, report: &RunReport<F>) -> anyhow::Result<()> {
+    write_atomically(path, replace, |file| {
         write_provenance(file, FORMAT, report.provenance)?;
         let config = file.create_group("config")?;
         write_settings(&config, &report.settings)?;

@@ -29,6 +29,11 @@ pub struct BenchSettings {
 
 impl BenchSettings {
     pub fn from_args(args: BenchArgs) -> anyhow::Result<Self> {
+        if args.iterations == Some(0) {
+            return Err(usage(
+                "--iterations 0: nothing would be timed; give at least 1 (or leave it out)",
+            ));
+        }
         let sizes = sizes(&args, args.dtype.bytes())?
             .into_iter()
             .map(|bytes| {

@@ -32,3 +32,12 @@ impl std::fmt::Display for Setting {
         }
     }
 }
+
+/// A float option's value as a message shows it: as typed for everyday values, in exponent
+/// form for huge ones (1e300, not 301 digits).
+pub(crate) fn shown(value: f64) -> String {
+    match value.abs() >= 1e15 {
+        true => format!("{value:e}"),
+        false => format!("{value}"),
+    }
+}

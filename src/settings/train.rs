@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::Setting;
+use super::{shown, Setting};
 use crate::cli::TrainArgs;
 use crate::comm::Algorithm;
 use crate::data::spec::{DataSource, DataSpec};
@@ -58,6 +58,9 @@ const DEFAULT_HIDDEN: [usize; 2] = [128, 64];
 const DEFAULT_SAMPLES: usize = 1_000_000;
 const DEFAULT_FEATURES: usize = 20;
 const DEFAULT_TEST_SAMPLES: usize = 10_000;
+/// The longest time an option may give (about 31 years): beyond any job, and well inside what
+/// a `Duration` and the timers hold (1e20 s would not be).
+const MAX_SECONDS: f64 = 1e9;
 const DEFAULT_CLASSES: usize = 10;
 
 impl TrainSettings {
@@ -277,10 +280,10 @@ fn check_optimizer(args: &TrainArgs) -> anyhow::Result<()> {
             )));
         }
     }
-    if !(args.stall_timeout.is_finite() && args.stall_timeout >= 0.0) {
+    if !(0.0..=MAX_SECONDS).contains(&args.stall_timeout) {
         return Err(usage(format!(
-            "--stall-timeout {}: must be a number of seconds >= 0 (0: off)",
-            args.stall_timeout
+            "--stall-timeout {}: must be a number of seconds in [0, {MAX_SECONDS:e}] (0: off)",
+            shown(args.stall_timeout)
         )));
     }
     Ok(())
@@ -321,10 +324,11 @@ fn check_outputs(
 fn checkpoint_path(args: &TrainArgs) -> anyhow::Result<Option<PathBuf>> {
     if let Some(seconds) = args
         .checkpoint_seconds
-        .filter(|s| !(s.is_finite() && *s > 0.0))
+        .filter(|s| !(*s > 0.0 && *s <= MAX_SECONDS))
     {
         return Err(usage(format!(
-            "--checkpoint-seconds {seconds}: must be a positive number of seconds"
+            "--checkpoint-seconds {}: must be a number of seconds in (0, {MAX_SECONDS:e}]",
+            shown(seconds)
         )));
     }
     let checkpoint = args

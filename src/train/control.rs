@@ -113,6 +113,11 @@ impl<F: Real> Trainer<'_, F> {
         let eval_s = mpi::time() - eval_begin;
         self.eval_s.push(eval_s);
         let (seen, tested) = (stats_from(&sums[..3]), stats_from(&sums[3..]));
+        // The gradient can stay finite while the loss overflows (logits beyond the type's
+        // range); the sums are the same on every rank, so every rank stops here.
+        if !(seen.loss_sum.is_finite() && tested.loss_sum.is_finite()) {
+            return Err(self.diverged(step, "the epoch's loss"));
+        }
         self.epochs.train_loss.push(seen.mean_loss());
         self.epochs.train_accuracy.push(seen.accuracy());
         self.epochs.test_loss.push(tested.mean_loss());

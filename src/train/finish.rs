@@ -59,7 +59,7 @@ pub fn write_run_file<F: Real>(
         resumed: &trainer.history,
         summary,
     };
-    runfile::write(path, &report)?;
+    runfile::write(path, config.force, &report)?;
     info_root!(comm, "wrote {}", path.display());
     Ok(())
 }

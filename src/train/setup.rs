@@ -12,10 +12,12 @@ use crate::data::{DataShape, Dataset, Source};
 use crate::errors::{usage, ReportedElsewhere};
 use crate::h5;
 use crate::info_root;
+use crate::memory;
 use crate::partition::BatchPlan;
 use crate::phase::Phase;
 use crate::provenance::Provenance;
 use crate::real::Real;
+use crate::record::{COUNTS, SECONDS};
 use crate::settings::TrainSettings;
 
 /// A rank's training and test rows, the data set's sizes, and the seconds it took to load
@@ -57,6 +59,58 @@ pub fn load<F: Real>(
         scaling,
         seconds: mpi::time() - begin,
     })
+}
+
+/// Before any row is read or generated: this rank's large buffers fit in its memory
+/// ([`memory::check`]), each named by the options that size it. The rows with their labels;
+/// the parameters with their gradient, momentum and allreduce buffers; the per-step record
+/// (rank 0 gathers every rank's).
+pub fn check_memory<F: Real>(
+    config: &TrainSettings,
+    shape: &DataShape,
+    plan: &BatchPlan,
+    comm: &Comm,
+) -> anyhow::Result<()> {
+    let ranks = comm.size() as u64;
+    let rows = (plan.local_rows(comm.rank()) as u64)
+        .checked_add((shape.test_samples as u64).div_ceil(ranks));
+    let row_bytes = (shape.features as u64)
+        .checked_mul(std::mem::size_of::<F>() as u64)
+        .and_then(|b| b.checked_add(std::mem::size_of::<u32>() as u64));
+    memory::check(
+        format!(
+            "{} training and {} test rows of {} features",
+            shape.samples, shape.test_samples, shape.features
+        ),
+        rows.zip(row_bytes).and_then(|(r, b)| r.checked_mul(b)),
+        "use fewer --samples/--test-samples or more ranks",
+    )?;
+    let widths = config.widths(shape);
+    let params = widths.windows(2).try_fold(0u64, |sum, pair| {
+        let layer = (pair[0] as u64 + 1).checked_mul(pair[1] as u64)?;
+        sum.checked_add(layer)
+    });
+    const PARAM_BUFFERS: u64 = 4;
+    memory::check(
+        format!("a model of widths {widths:?} (--hidden, --classes, --features)"),
+        memory::bytes_of(
+            params.and_then(|p| p.checked_mul(PARAM_BUFFERS)),
+            std::mem::size_of::<F>(),
+        ),
+        "use narrower layers",
+    )?;
+    let steps = (config.epochs as u64).checked_mul(plan.steps_per_epoch() as u64);
+    let per_step = (SECONDS.len() + COUNTS.len() + 1) * std::mem::size_of::<f64>();
+    let copies = if comm.is_root() { ranks + 1 } else { 1 };
+    memory::check(
+        format!(
+            "--epochs {} of {} steps",
+            config.epochs,
+            plan.steps_per_epoch()
+        ),
+        memory::bytes_of(steps.and_then(|s| s.checked_mul(copies)), per_step),
+        "use fewer --epochs or a larger --batch",
+    )
 }
 
 /// Rank 0, before any work: the run file and the checkpoint can be written, and neither

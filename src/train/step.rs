@@ -126,13 +126,17 @@ impl<F: Real> Trainer<'_, F> {
         if self.combined.iter().all(|v| v.is_finite()) {
             return Ok(());
         }
+        Err(self.diverged(step, &format!("the combined {}", combined.name())))
+    }
+
+    /// The divergence error at `step`: `what` holds NaN or Inf.
+    pub(super) fn diverged(&self, step: usize, what: &str) -> anyhow::Error {
         let epoch = step / self.plan.steps_per_epoch();
-        anyhow::bail!(
-            "training diverged at step {} (epoch {}): the combined {} holds NaN or Inf; \
+        anyhow::anyhow!(
+            "training diverged at step {} (epoch {}): {what} holds NaN or Inf; \
              lower --lr (now {:?}) or add --warmup-epochs",
             step + 1,
             epoch + 1,
-            combined.name(),
             self.config.lr
         )
     }
