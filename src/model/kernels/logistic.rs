@@ -93,9 +93,12 @@ fn narrow<F: Real, const FMA: bool, const ISA: u8, const W: usize>(
     };
     let mut acc = Accumulators::<F, FMA, W>::default();
     for (g, labels) in y[..inside].as_chunks::<LANES>().0.iter().enumerate() {
+        // One bounds check per group: the group's reads, from its first row's start to its
+        // last row's start + W.
+        let group = &x[g * LANES * features..][..(LANES - 1) * features + W];
         let rows: [&[F; W]; LANES] = std::array::from_fn(|r| {
-            let start = (g * LANES + r) * features;
-            x[start..start + W].try_into().expect("W values")
+            // SAFETY: r * features + W <= group.len() for every r < LANES.
+            unsafe { &*group.as_ptr().add(r * features).cast::<[F; W]>() }
         });
         // SAFETY: `multiversion!` instantiates this body with ISA only for a path the CPU has.
         let dots = unsafe { F::row_dots::<ISA, FMA, W>(&rows, &weights) };
