@@ -43,6 +43,19 @@ pub fn check_destination(option: &str, path: &Path, force: bool) -> anyhow::Resu
     Ok(())
 }
 
+/// Checks that the input `path` exists and is a regular file: a named pipe, a process
+/// substitution (`<(...)`) or a device cannot be read the way the command needs (`why`).
+pub fn require_regular_file(what: &str, path: &Path, why: &str) -> anyhow::Result<()> {
+    match fs::metadata(path) {
+        Err(_) => Err(usage(format!("{what} {}: no such file", path.display()))),
+        Ok(meta) if !meta.is_file() => Err(usage(format!(
+            "{what} {}: not a regular file (a pipe, a device or a directory); {why}",
+            path.display()
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Runs `contents` on a new HDF5 file at a temporary name beside `path`, then moves it into
 /// place ([`move_into_place`]); on any failure the temporary file is removed and `path` is
 /// untouched.

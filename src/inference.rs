@@ -13,9 +13,10 @@ use ndarray::{s, Array2};
 use crate::comm::Comm;
 use crate::data::file::{DataFile, Labels, LABEL_VALUES};
 use crate::data::spec::Split;
-use crate::errors::usage;
+use crate::errors::{usage, ReportedElsewhere};
 use crate::h5;
 use crate::info_root;
+use crate::interrupt::{signal_of, Signals};
 use crate::partition::block;
 use crate::real::Real;
 use crate::runfile::saved::SavedModel;
@@ -118,6 +119,7 @@ pub fn evaluate<F: Real>(input: &ModelInput, comm: &Comm) -> anyhow::Result<()> 
 
 /// Collective: writes the predicted class and the class probabilities of every row.
 pub fn predict<F: Real>(args: &PredictSettings, comm: &Comm) -> anyhow::Result<()> {
+    let signals = comm.agree(Signals::catch().map_err(anyhow::Error::from))?;
     let part = open::<F>(&args.input, Labels::Ignored, comm)?;
     let destination = match comm.is_root() {
         true => h5::check_destination("--out", &args.out, args.force),
@@ -134,7 +136,15 @@ pub fn predict<F: Real>(args: &PredictSettings, comm: &Comm) -> anyhow::Result<(
         .map(|p| most_probable(p) as u32)
         .collect();
     let temporary = h5::temporary_path_of(&args.out, comm.broadcast_from_root(std::process::id()));
-    let written = write_predictions(comm, &temporary, args, &part, &labels, &probabilities);
+    let written = write_predictions(
+        comm,
+        &signals,
+        &temporary,
+        args,
+        &part,
+        &labels,
+        &probabilities,
+    );
     if written.is_err() && comm.is_root() {
         std::fs::remove_file(&temporary).ok();
     }
@@ -151,10 +161,12 @@ pub fn predict<F: Real>(args: &PredictSettings, comm: &Comm) -> anyhow::Result<(
     Ok(())
 }
 
-/// Collective: rank 0 creates the file at `temporary`, the ranks write their blocks in turn.
-/// Errors are agreed, so every rank returns at the same point.
+/// Collective: rank 0 creates the file at `temporary`, the ranks write their blocks in turn;
+/// SIGTERM or SIGINT on any rank stop it before the next block. Errors are agreed, so every
+/// rank returns at the same point.
 fn write_predictions<F: Real>(
     comm: &Comm,
+    signals: &Signals,
     temporary: &std::path::Path,
     args: &PredictSettings,
     part: &Block<F>,
@@ -169,6 +181,7 @@ fn write_predictions<F: Real>(
     };
     comm.agree(created)?;
     for turn in 0..comm.size() {
+        stop_if_interrupted(comm, signals, args)?;
         let written = match comm.rank() == turn {
             true => write_block(temporary, &part.rows, labels, probabilities),
             false => Ok(()),
@@ -176,6 +189,26 @@ fn write_predictions<F: Real>(
         comm.agree(written)?;
     }
     Ok(())
+}
+
+/// Collective: once SIGTERM or SIGINT reached any rank, every rank returns the signal's exit
+/// code (the caller removes the temporary file) and rank 0 says why.
+fn stop_if_interrupted(
+    comm: &Comm,
+    signals: &Signals,
+    args: &PredictSettings,
+) -> anyhow::Result<()> {
+    let bits = comm.max(&[signals.bits()])[0];
+    let Some((signal, name)) = signal_of(bits) else {
+        return Ok(());
+    };
+    if comm.is_root() {
+        eprintln!(
+            "mpi-sgd: interrupted by {name}: {} not written, no temporary file left",
+            args.out.display()
+        );
+    }
+    Err(ReportedElsewhere((128 + signal) as u8).into())
 }
 
 /// The prediction file with its datasets sized and its provenance written; rows come later.

@@ -6,6 +6,9 @@
 //! after the same step, so they stop, or checkpoint, together. A second signal ends the process
 //! at once.
 //!
+//! `convert` and `predict`, which have no steps to vote between, check [`Signals::check`] at
+//! every row or block instead and stop there.
+//!
 //! Not the checkpoint writing (`runfile::checkpoint`), only when to stop.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -31,6 +34,7 @@ pub fn signal_of(bits: i32) -> Option<(i32, &'static str)> {
 }
 
 /// The signals received so far, as vote bits.
+#[derive(Clone)]
 pub struct Signals {
     bits: Arc<AtomicUsize>,
 }
@@ -56,6 +60,35 @@ impl Signals {
 
     pub fn bits(&self) -> i32 {
         self.bits.load(Relaxed) as i32
+    }
+
+    /// For the commands that stop at the next row or block (`convert`, `predict`): an error
+    /// once SIGTERM or SIGINT arrived, which removes their temporary files on its way out.
+    pub fn check(&self) -> Result<(), Interrupted> {
+        match signal_of(self.bits()) {
+            Some((signal, name)) => Err(Interrupted { signal, name }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// SIGTERM or SIGINT arrived while a command that does not vote was working.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {name}")]
+pub struct Interrupted {
+    pub signal: i32,
+    pub name: &'static str,
+}
+
+impl Interrupted {
+    /// The interruption somewhere in `error`'s chain.
+    pub fn in_chain(error: &anyhow::Error) -> Option<&Interrupted> {
+        error.chain().find_map(|cause| cause.downcast_ref())
+    }
+
+    /// The usual exit code of a process ended by the signal.
+    pub fn exit_code(&self) -> u8 {
+        (128 + self.signal) as u8
     }
 }
 

@@ -228,7 +228,27 @@ fn bad_text_files_get_one_line_naming_file_and_problem_and_no_output() {
         "text.csv",
         "a,b,label\n1,2,0\n3,red,1\n",
         &[],
-        "text.csv:3: column 'b' holds 'red', not a number",
+        "text.csv:3: column 'b' holds 'red', not a finite number",
+    );
+    for (name, field) in [
+        ("nan.csv", "nan"),
+        ("inf.csv", "inf"),
+        ("minus-inf.csv", "-inf"),
+    ] {
+        refused(
+            &dir,
+            name,
+            &format!("a,b,label\n1,2,0\n3,{field},1\n"),
+            &[],
+            &format!("{name}:3: column 'b' holds '{field}', not a finite number"),
+        );
+    }
+    refused(
+        &dir,
+        "twice.csv",
+        "y,a,y\n1,2,0\n3,4,1\n",
+        &["--label-column", "y"],
+        "--label-column y: columns 0 and 2 of",
     );
     refused(
         &dir,
@@ -279,4 +299,99 @@ fn bad_text_files_get_one_line_naming_file_and_problem_and_no_output() {
         &["--test-fraction", "1.0"],
         "--test-fraction 1: must be in [0, 1)",
     );
+}
+
+#[test]
+fn streams_are_refused_with_a_line_saying_a_regular_file_is_needed() {
+    let dir = scratch("convert_fifo");
+    let fifo = dir.join("rows.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = dir.join("out.h5");
+    for command in [
+        vec!["convert", path_str(&fifo), path_str(&out)],
+        vec!["train", "--data", path_str(&fifo), "--out", path_str(&out)],
+    ] {
+        let output = singleton(&command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("not a regular file") && stderr.contains("save the stream to a file"),
+            "{stderr}"
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn an_interrupted_conversion_cleans_up_and_says_why() {
+    // Large enough that the output is still being written when the signal comes.
+    let dir = scratch("convert_signal");
+    let input = dir.join("big.csv");
+    let mut text = String::from("a,b,c,d,e,label\n");
+    for i in 0..400_000u64 {
+        writeln!(
+            text,
+            "{},{}.5,{},{},{}.25,{}",
+            i,
+            i % 97,
+            i % 13,
+            i * 7,
+            i % 5,
+            i % 2
+        )
+        .unwrap();
+    }
+    std::fs::write(&input, text).unwrap();
+    for (signal, code, shuffle) in [
+        ("TERM", 143, false),
+        ("INT", 130, true),
+        ("TERM", 143, true),
+    ] {
+        let out = dir.join("big.h5");
+        let mut command = std::process::Command::new(BINARY);
+        command.args(["convert", path_str(&input), path_str(&out)]);
+        if shuffle {
+            command.arg("--shuffle");
+        }
+        let child = spawn(command);
+        // Wait until the temporary output exists (the second pass), then interrupt.
+        let temporary_exists = || {
+            std::fs::read_dir(&dir).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".big.h5")
+            })
+        };
+        let begin = std::time::Instant::now();
+        while !temporary_exists() {
+            assert!(
+                begin.elapsed().as_secs() < 60,
+                "no temporary output appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let output = wait_with_limit(child, std::time::Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "SIG{signal}: {stderr}");
+        assert!(
+            stderr.contains(&format!("interrupted by SIG{signal}"))
+                && stderr.contains("not written"),
+            "{stderr}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(left, ["big.csv"], "SIG{signal} shuffle={shuffle}");
+    }
 }

@@ -482,3 +482,74 @@ fn evaluate_and_predict_agree_with_training_on_any_number_of_ranks() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("not a run file"));
 }
+
+#[test]
+fn an_interrupted_prediction_cleans_up_and_says_why() {
+    // Rows enough that reading and predicting them outlast the signal's delivery.
+    let dir = scratch("predict_signal");
+    let data = dir.join("data.h5");
+    write_binary(&data, 2_000_000, 0, |v| v);
+    let model = dir.join("model.h5");
+    let trained = singleton(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--samples",
+        "1000",
+        "--test-samples",
+        "0",
+        "--epochs",
+        "1",
+        "--batch",
+        "100",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert_success(&trained);
+    let out = dir.join("predictions.h5");
+    let mut command = std::process::Command::new(BINARY);
+    command.args(["predict", "--model", model.to_str().unwrap(), "--data"]);
+    command.args([
+        data.to_str().unwrap(),
+        "--split",
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let child = spawn(command);
+    // The data file is opened after the handlers are installed: once it is open, interrupt.
+    let fds = format!("/proc/{}/fd", child.id());
+    let data_open = || {
+        std::fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == data))
+    };
+    let begin = std::time::Instant::now();
+    while !data_open() {
+        assert!(
+            begin.elapsed().as_secs() < 60,
+            "the data file was never opened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = wait_with_limit(child, std::time::Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGTERM") && stderr.contains("not written"),
+        "{stderr}"
+    );
+    let mut left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["data.h5", "model.h5"]);
+}

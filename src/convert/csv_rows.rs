@@ -11,6 +11,7 @@ use csv::{ByteRecord, ReaderBuilder};
 
 use super::{note_label, parse_label, RowSink, Scan, TextReader};
 use crate::errors::usage;
+use crate::interrupt::Signals;
 use crate::settings::ConvertSettings;
 
 pub struct CsvFile {
@@ -20,11 +21,13 @@ pub struct CsvFile {
     /// Every column's name: the header's, or `column N`.
     names: Vec<String>,
     label: usize,
+    /// Checked at every record: SIGTERM/SIGINT stop the pass.
+    signals: Signals,
 }
 
 impl CsvFile {
     /// Reads the first record to settle the header, the width and the label column.
-    pub fn new(args: &ConvertSettings) -> anyhow::Result<Self> {
+    pub fn new(args: &ConvertSettings, signals: &Signals) -> anyhow::Result<Self> {
         let path = args.input.clone();
         let delimiter = args.delimiter;
         let mut first = ByteRecord::new();
@@ -63,6 +66,7 @@ impl CsvFile {
             has_header,
             names,
             label,
+            signals: signals.clone(),
         })
     }
 
@@ -78,6 +82,7 @@ impl CsvFile {
             .read_byte_record(&mut record)
             .map_err(|e| csv_error(&self.path, e))?
         {
+            self.signals.check()?;
             let line = record.position().map_or(0, |p| p.line());
             if std::mem::take(&mut first) && self.has_header {
                 continue;
@@ -141,9 +146,10 @@ impl TextReader for CsvFile {
                 let value = std::str::from_utf8(field)
                     .ok()
                     .and_then(|t| t.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite())
                     .ok_or_else(|| {
                         usage(format!(
-                            "{}:{line}: column '{}' holds '{}', not a number; drop or encode non-numeric columns first",
+                            "{}:{line}: column '{}' holds '{}', not a finite number; drop or encode non-numeric columns and fill missing values first",
                             self.path.display(),
                             self.names[column],
                             String::from_utf8_lossy(field).trim()
@@ -180,12 +186,18 @@ fn label_index(
     wanted: &str,
     has_header: bool,
 ) -> anyhow::Result<usize> {
-    if let Some(i) = names
-        .iter()
-        .position(|n| n == wanted)
-        .filter(|_| has_header)
-    {
-        return Ok(i);
+    let named: Vec<usize> = (0..names.len())
+        .filter(|&i| has_header && names[i] == wanted)
+        .collect();
+    match named[..] {
+        [i] => return Ok(i),
+        [first, second, ..] => {
+            return Err(usage(format!(
+                "--label-column {wanted}: columns {first} and {second} of {} are both named '{wanted}'; give the column's index instead (0-based)",
+                path.display()
+            )))
+        }
+        [] => {}
     }
     match wanted.parse::<usize>() {
         Ok(i) if i < names.len() => Ok(i),

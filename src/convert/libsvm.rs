@@ -8,11 +8,14 @@ use std::path::PathBuf;
 
 use super::{note_label, parse_label, RowSink, Scan, TextReader};
 use crate::errors::usage;
+use crate::interrupt::Signals;
 use crate::settings::ConvertSettings;
 
 pub struct LibsvmFile {
     path: PathBuf,
     features: Option<usize>,
+    /// Checked at every line: SIGTERM/SIGINT stop the pass.
+    signals: Signals,
 }
 
 /// One line, parsed: the label and the (0-based index, value) pairs.
@@ -23,10 +26,11 @@ pub struct SparseRow {
 }
 
 impl LibsvmFile {
-    pub fn new(args: &ConvertSettings) -> Self {
+    pub fn new(args: &ConvertSettings, signals: &Signals) -> Self {
         Self {
             path: args.input.clone(),
             features: args.features,
+            signals: signals.clone(),
         }
     }
 
@@ -44,6 +48,7 @@ impl LibsvmFile {
             entries: Vec::new(),
         };
         for line in 1.. {
+            self.signals.check()?;
             text.clear();
             let read = reader
                 .read_line(&mut text)

@@ -25,6 +25,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use hdf5::Dataset as H5Dataset;
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
@@ -32,8 +33,9 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::data::file::LABEL_VALUES;
-use crate::errors::usage;
+use crate::errors::{usage, ReportedElsewhere};
 use crate::h5;
+use crate::interrupt::{Interrupted, Signals};
 use crate::kinds::{Dtype, TextFormat};
 use crate::settings::ConvertSettings;
 
@@ -64,17 +66,34 @@ trait TextReader {
     fn parse(&self, scan: &Scan, sink: &mut RowSink) -> anyhow::Result<()>;
 }
 
-/// Runs the conversion; prints one summary line.
+/// Runs the conversion; prints one summary line. SIGTERM or SIGINT stop it at the next row:
+/// the temporary output and the scratch file are removed, a line says so, and the exit code is
+/// the signal's (128 + signal), as `train` does.
 pub fn run(args: &ConvertSettings) -> anyhow::Result<()> {
-    let format = args.format;
-    if !args.input.is_file() {
-        return Err(usage(format!("{}: no such file", args.input.display())));
-    }
+    h5::require_regular_file(
+        "INPUT",
+        &args.input,
+        "convert reads its input twice (a scan, then the rows): save the stream to a file first",
+    )?;
     h5::check_destination("OUTPUT", &args.output, args.force)?;
+    let signals = Signals::catch().context("cannot catch SIGTERM/SIGINT")?;
+    let converted = convert(args, &signals);
+    if let Some(interrupted) = converted.as_ref().err().and_then(Interrupted::in_chain) {
+        eprintln!(
+            "mpi-sgd: {interrupted}: {} not written, no temporary or scratch file left",
+            args.output.display()
+        );
+        return Err(ReportedElsewhere(interrupted.exit_code()).into());
+    }
+    converted
+}
+
+fn convert(args: &ConvertSettings, signals: &Signals) -> anyhow::Result<()> {
+    let format = args.format;
     let begin = std::time::Instant::now();
     let reader: Box<dyn TextReader> = match format {
-        TextFormat::Csv => Box::new(csv_rows::CsvFile::new(args)?),
-        TextFormat::Libsvm => Box::new(libsvm::LibsvmFile::new(args)),
+        TextFormat::Csv => Box::new(csv_rows::CsvFile::new(args, signals)?),
+        TextFormat::Libsvm => Box::new(libsvm::LibsvmFile::new(args, signals)),
     };
     let scan = reader.scan()?;
     let shown = args.input.display();
@@ -102,7 +121,7 @@ pub fn run(args: &ConvertSettings) -> anyhow::Result<()> {
         let mut out = Destination::create(file, args, &layout)?;
         write_metadata(file, args, format, &scan)?;
         if args.shuffle {
-            write_shuffled(reader.as_ref(), &scan, args, &mut out)
+            write_shuffled(reader.as_ref(), &scan, args, signals, &mut out)
         } else {
             reader.parse(&scan, &mut |row, label| {
                 out.push(row, class_of(&scan.labels, label))
@@ -284,6 +303,7 @@ fn write_shuffled(
     reader: &dyn TextReader,
     scan: &Scan,
     args: &ConvertSettings,
+    signals: &Signals,
     out: &mut Destination,
 ) -> anyhow::Result<()> {
     let scratch = Scratch(scratch_path(&args.output));
@@ -310,6 +330,7 @@ fn write_shuffled(
     let mut bytes = vec![0u8; row_bytes];
     let mut row = vec![0.0; width];
     for source in order {
+        signals.check()?;
         raw.read_exact_at(&mut bytes, source * row_bytes as u64)?;
         for (v, b) in row.iter_mut().zip(bytes.chunks_exact(8)) {
             *v = f64::from_le_bytes(b.try_into().expect("8 bytes"));

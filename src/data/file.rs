@@ -23,6 +23,7 @@ use ndarray::{s, Array2, Axis};
 use super::spec::{DatasetNames, Split};
 use super::Dataset;
 use crate::errors::usage;
+use crate::h5;
 use crate::partition::RowPattern;
 use crate::real::Real;
 
@@ -68,6 +69,11 @@ impl DataFile {
                 "{shown}: no such file; give an HDF5 data file (see `mpi-sgd convert` for CSV and LIBSVM)"
             )));
         }
+        h5::require_regular_file(
+            "data",
+            path,
+            "HDF5 reads a file by seeking in it: save the stream to a file first",
+        )?;
         let file = hdf5::File::open(path)
             .map_err(|e| usage(format!("{shown}: not a readable HDF5 file ({e})")))?;
         let missing = |name: &str| {
