@@ -7,11 +7,16 @@
 //! communicator (MPI_THREAD_MULTIPLE), so it works while the training thread is blocked:
 //!
 //! ```text
-//! every POLL:  answer any query (QUERY from rank q -> REPLY [step, phase, waiting, ms])
+//! every POLL:  answer any query (QUERY from rank q -> REPLY [step, phase, waiting, ms,
+//!              reporting])
 //!              if this rank has waited > timeout: QUERY every other rank, collect the REPLYs
 //!              (ANSWER_WAIT at most), then report and MPI_Abort, unless a lower rank is
-//!              waiting too (it reports; this rank takes over if it has not after 2 x timeout)
+//!              waiting or reporting too (it reports; this rank takes over if it has not after
+//!              2 x timeout)
 //! ```
+//! The report describes the stall as it was found: a rank paused (SIGSTOP) past the timeout
+//! and resumed while the answers are collected lets the collective finish, but the job is
+//! still aborted once, with the time the rank had really waited, by one rank.
 //! Costs nothing on the wire until a stall: the thread probes its own communicator every POLL.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -30,6 +35,9 @@ pub struct Progress {
     phase: AtomicU8,
     /// Nanoseconds since `origin` when the current collective was entered; 0 when not in one.
     waiting_since: AtomicU64,
+    /// The longest wait in a collective that has ended, in milliseconds (what a stall that
+    /// ended before it was reported really took).
+    longest_wait_ms: AtomicU64,
 }
 
 impl Progress {
@@ -39,6 +47,7 @@ impl Progress {
             step: AtomicU64::new(0),
             phase: AtomicU8::new(Phase::Startup as u8),
             waiting_since: AtomicU64::new(0),
+            longest_wait_ms: AtomicU64::new(0),
         }
     }
 
@@ -46,7 +55,11 @@ impl Progress {
     pub fn working(&self, step: usize, phase: Phase) {
         self.step.store(step as u64, Relaxed);
         self.phase.store(phase as u8, Relaxed);
-        self.waiting_since.store(0, Relaxed);
+        let since = self.waiting_since.swap(0, Relaxed);
+        if since != 0 {
+            let waited = (self.origin.elapsed().as_nanos() as u64).saturating_sub(since);
+            self.longest_wait_ms.fetch_max(waited / 1_000_000, Relaxed);
+        }
     }
 
     /// The training thread enters the collective of `phase` of `step`.
@@ -58,7 +71,7 @@ impl Progress {
     }
 
     /// [step, phase, waiting (0/1), milliseconds waited].
-    fn snapshot(&self) -> [u64; 4] {
+    fn snapshot(&self) -> Snapshot {
         let since = self.waiting_since.load(Relaxed);
         let waited_ms = match since {
             0 => 0,
@@ -72,6 +85,11 @@ impl Progress {
         ]
     }
 }
+
+/// [step, phase, waiting (0/1), milliseconds waited].
+type Snapshot = [u64; 4];
+/// A [`Snapshot`] and whether the answering rank is reporting a stall itself (0/1).
+type Reply = [u64; 5];
 
 const POLL: Duration = Duration::from_millis(100);
 const ANSWER_WAIT: Duration = Duration::from_secs(3);
@@ -107,6 +125,7 @@ impl Watchdog {
                 size,
                 timeout,
                 progress: Arc::clone(&progress),
+                reporting: std::cell::Cell::new(false),
             };
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
@@ -137,6 +156,8 @@ struct Watch {
     size: usize,
     timeout: Duration,
     progress: Arc<Progress>,
+    /// Set while this rank collects answers about a stall it found (told to askers).
+    reporting: std::cell::Cell<bool>,
 }
 
 impl Watch {
@@ -144,9 +165,11 @@ impl Watch {
         while !stop.load(Relaxed) {
             std::thread::sleep(POLL);
             self.answer_queries();
-            let [_, _, waiting, waited_ms] = self.progress.snapshot();
-            if waiting == 1 && Duration::from_millis(waited_ms) > self.timeout {
-                self.report_stall();
+            let found = self.progress.snapshot();
+            if found[2] == 1 && Duration::from_millis(found[3]) > self.timeout {
+                self.reporting.set(true);
+                self.report_stall(found, Instant::now());
+                self.reporting.set(false);
             }
         }
     }
@@ -155,44 +178,58 @@ impl Watch {
         while let Some(asker) = self.probe_any(QUERY) {
             let mut query = [0u64; 1];
             self.receive(&mut query, asker, QUERY);
-            self.send(&self.progress.snapshot(), asker, REPLY);
+            let [step, phase, waiting, waited_ms] = self.progress.snapshot();
+            let reporting = u64::from(self.reporting.get());
+            self.send(&[step, phase, waiting, waited_ms, reporting], asker, REPLY);
         }
     }
 
-    /// Asks every rank where it is; reports and aborts unless a lower rank waits too (it will
-    /// report) and this rank has not yet waited twice the timeout.
-    fn report_stall(&self) {
+    /// Asks every rank where it is; reports the stall `found` at `found_at` and aborts, unless
+    /// a lower rank waits or reports too (it will report) and this rank has not yet waited
+    /// twice the timeout.
+    fn report_stall(&self, found: Snapshot, found_at: Instant) {
         for other in (0..self.size).filter(|&r| r != self.rank) {
             self.send(&[self.rank as u64], other, QUERY);
         }
-        let mut replies: Vec<Option<[u64; 4]>> = vec![None; self.size];
+        let mut replies: Vec<Option<Reply>> = vec![None; self.size];
         let deadline = Instant::now() + ANSWER_WAIT;
         while Instant::now() < deadline && replies.iter().filter(|r| r.is_none()).count() > 1 {
             self.answer_queries();
             match self.probe_any(REPLY) {
                 Some(from) => {
-                    let mut reply = [0u64; 4];
+                    let mut reply = [0u64; 5];
                     self.receive(&mut reply, from, REPLY);
                     replies[from as usize] = Some(reply);
                 }
                 None => std::thread::sleep(Duration::from_millis(5)),
             }
         }
-        let mine = self.progress.snapshot();
-        let lower_waiting = replies[..self.rank].iter().flatten().any(|r| r[2] == 1);
-        if lower_waiting && Duration::from_millis(mine[3]) < 2 * self.timeout {
+        // Still in the collective it was found in: the wait goes on; else (a paused rank
+        // came back meanwhile) the wait ended somewhere after it was found.
+        let now = self.progress.snapshot();
+        let mut mine = found;
+        let ended = now[..3] != found[..3];
+        mine[3] = match ended {
+            true => found[3].max(self.progress.longest_wait_ms.load(Relaxed)),
+            false => found[3] + found_at.elapsed().as_millis() as u64,
+        };
+        let lower_busy = replies[..self.rank]
+            .iter()
+            .flatten()
+            .any(|r| r[2] == 1 || r[4] == 1);
+        if lower_busy && Duration::from_millis(mine[3]) < 2 * self.timeout {
             return; // the lower rank reports; asked again at the next poll
         }
         eprintln!(
             "mpi-sgd: error on rank {}: {}",
             self.rank,
-            self.describe(mine, &replies)
+            self.describe(mine, ended, &replies)
         );
         // SAFETY: MPI_THREAD_MULTIPLE; MPI_Abort never returns.
         unsafe { ffi::MPI_Abort(ffi::RSMPI_COMM_WORLD, 1) };
     }
 
-    fn describe(&self, mine: [u64; 4], replies: &[Option<[u64; 4]>]) -> String {
+    fn describe(&self, mine: Snapshot, ended: bool, replies: &[Option<Reply>]) -> String {
         let phase = |code: u64| Phase::ALL[code as usize].name();
         let (step, waited_s) = (mine[0], mine[3] as f64 / 1e3);
         let mut missing = Vec::new();
@@ -201,7 +238,7 @@ impl Watch {
                 None => missing.push(format!(
                     "rank {rank} (no answer: stopped, or its node is gone)"
                 )),
-                Some([s, a, waiting, _]) if *waiting == 0 || *s < step => {
+                Some([s, a, waiting, _, _]) if *waiting == 0 || *s < step => {
                     missing.push(format!("rank {rank} (in {} of step {})", phase(*a), s + 1))
                 }
                 Some(_) => {}
@@ -212,9 +249,10 @@ impl Watch {
             phase(mine[1]),
             step + 1,
             self.timeout.as_secs_f64(),
-            match missing.is_empty() {
-                true => "every rank is in a collective (a deadlock or a lost message)".to_string(),
-                false => format!("not arrived: {}", missing.join(", ")),
+            match (ended, missing.is_empty()) {
+                (true, _) => "the wait ended while the ranks were asked (a rank paused, e.g. by SIGSTOP, or preempted)".to_string(),
+                (false, true) => "every rank is in a collective (a deadlock or a lost message)".to_string(),
+                (false, false) => format!("not arrived: {}", missing.join(", ")),
             }
         )
     }

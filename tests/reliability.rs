@@ -382,3 +382,61 @@ fn a_checkpoint_killed_mid_write_leaves_the_previous_one_whole() {
     let resumed = long_run(&out, &["--resume", checkpoint.to_str().unwrap(), "--force"]);
     run_to_end(&resumed);
 }
+
+#[test]
+fn a_rank_paused_past_the_stall_timeout_is_reported_once_with_the_real_wait() {
+    // Rank 2 of 3 is stopped (SIGSTOP) for longer than --stall-timeout, then continued while
+    // the others' watchdogs are collecting answers.
+    let dir = scratch("fault_sigstop");
+    let mut args = long_run(&dir.join("run.h5"), &["--stall-timeout", "1"]);
+    args.extend(["--log-every".to_string(), "1".to_string()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = spawn(mpirun_command(&[(3, &refs)]));
+    let out = dir.join("run.h5");
+    let pattern = format!("^{} train.*--out {}", BINARY, out.display());
+    let begin = Instant::now();
+    let pids = loop {
+        let found = std::process::Command::new("pgrep")
+            .args(["-f", &pattern])
+            .output()
+            .unwrap();
+        let pids: Vec<String> = String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if pids.len() == 3 {
+            break pids;
+        }
+        assert!(
+            begin.elapsed() < Duration::from_secs(60),
+            "ranks not started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(500)); // into the training loop
+    let signal = |name: &str| {
+        std::process::Command::new("kill")
+            .args([name, &pids[2]])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_millis(1800));
+    signal("-CONT");
+    let output = wait_with_limit(child, FAILURE_LIMIT);
+    let err = stderr(&output);
+    let reports: Vec<&str> = err.lines().filter(|l| l.contains("stalled")).collect();
+    assert_eq!(reports.len(), 1, "one report: {err}");
+    let waited: f64 = reports[0]
+        .split("waited ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a waiting time in: {}", reports[0]));
+    assert!(
+        waited >= 1.4,
+        "the real wait (about 1.8 s), not 0: {}",
+        reports[0]
+    );
+    assert!(!output.status.success());
+}
