@@ -56,7 +56,7 @@ pub struct TrainArgs {
     /// Training data: `synthetic` (generated per rank from the seed), or an HDF5 file with
     /// datasets X [rows, features] and y [rows], optionally X_test and y_test.
     #[arg(long, default_value = "synthetic", value_name = "synthetic|PATH")]
-    pub data: String,
+    pub data: PathBuf,
     /// Training rows (the global data set) [default: 1000000 synthetic; all rows of a file].
     #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub samples: Option<usize>,

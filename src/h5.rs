@@ -56,6 +56,19 @@ pub fn require_regular_file(what: &str, path: &Path, why: &str) -> anyhow::Resul
     }
 }
 
+/// Checks that the HDF5 library can open `path`: it takes file names as UTF-8 text, and Linux
+/// allows any bytes (files are written under a UTF-8 temporary name and renamed, so any name
+/// works for outputs).
+pub fn require_utf8_name(what: &str, path: &Path) -> anyhow::Result<()> {
+    match path.to_str() {
+        Some(_) => Ok(()),
+        None => Err(usage(format!(
+            "{what} {}: the file name is not valid UTF-8, which the HDF5 library cannot open; rename the file",
+            path.display()
+        ))),
+    }
+}
+
 /// Runs `contents` on a new HDF5 file at a temporary name beside `path`, then moves it into
 /// place ([`move_into_place`]); on any failure the temporary file is removed and `path` is
 /// untouched.

@@ -72,7 +72,8 @@ impl Provenance {
     }
 }
 
-/// This process's command line, quoted so that a shell can run it again.
+/// This process's command line, quoted so that a shell can run it again (an argument that is
+/// not UTF-8, legal in a Linux path, is recorded with U+FFFD in place of its odd bytes).
 pub fn command_line() -> String {
-    shell_words::join(std::env::args())
+    shell_words::join(std::env::args_os().map(|a| a.to_string_lossy().into_owned()))
 }

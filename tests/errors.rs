@@ -373,3 +373,68 @@ fn two_jobs_started_on_the_same_new_out_keep_both_results() {
         assert!(hdf5::File::open(file).is_ok(), "{}", file.display());
     }
 }
+
+#[test]
+fn file_names_that_are_not_utf8_are_written_or_refused_with_a_line() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch("not-utf8");
+    let odd = |name: &[u8]| dir.join(OsStr::from_bytes(name));
+    let run = |args: &[&OsStr]| {
+        let mut command = std::process::Command::new(BINARY);
+        command.args(args);
+        wait_with_limit(spawn(command), std::time::Duration::from_secs(60))
+    };
+    let os = OsStr::new;
+    // Outputs: written under exactly that name.
+    let (out, csv, h5) = (
+        odd(b"run-\xff.h5"),
+        odd(b"rows-\xfe.csv"),
+        odd(b"rows-\xfd.h5"),
+    );
+    let trained = run(&[
+        os("train"),
+        os("--samples"),
+        os("1000"),
+        os("--batch"),
+        os("100"),
+        os("--out"),
+        out.as_os_str(),
+    ]);
+    assert_success(&trained);
+    assert!(out.exists());
+    std::fs::write(&csv, "a,b,label\n1,2,0\n3,4,1\n5,6,0\n").unwrap();
+    let converted = run(&[os("convert"), csv.as_os_str(), h5.as_os_str()]);
+    assert_success(&converted);
+    assert!(h5.exists());
+    // HDF5 inputs: refused with one line (the library takes names as UTF-8).
+    for args in [
+        vec![os("train"), os("--data"), h5.as_os_str()],
+        vec![os("train"), os("--resume"), out.as_os_str()],
+        vec![
+            os("predict"),
+            os("--model"),
+            out.as_os_str(),
+            os("--data"),
+            h5.as_os_str(),
+            os("--out"),
+            os("p.h5"),
+        ],
+        vec![
+            os("evaluate"),
+            os("--model"),
+            out.as_os_str(),
+            os("--data"),
+            h5.as_os_str(),
+        ],
+    ] {
+        let output = run(&args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("is not valid UTF-8") && !err.contains("panicked"),
+            "{err}"
+        );
+        assert_eq!(own_lines(&output).len(), 1, "{err}");
+    }
+}

@@ -385,11 +385,12 @@ fn a_checkpoint_killed_mid_write_leaves_the_previous_one_whole() {
 
 #[test]
 fn a_rank_paused_past_the_stall_timeout_is_reported_once_with_the_real_wait() {
-    // Rank 2 of 3 is stopped (SIGSTOP) for longer than --stall-timeout, then continued while
+    // Rank 2 of 3 is stopped (SIGSTOP) for 2.5 s, longer than --stall-timeout, then continued while
     // the others' watchdogs are collecting answers.
     let dir = scratch("fault_sigstop");
-    let mut args = long_run(&dir.join("run.h5"), &["--stall-timeout", "1"]);
-    args.extend(["--log-every".to_string(), "1".to_string()]);
+    let checkpoint = dir.join("run.ckpt.h5");
+    let extra = ["--stall-timeout", "1", "--checkpoint-every", "40"];
+    let args = long_run(&dir.join("run.h5"), &extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = spawn(mpirun_command(&[(3, &refs)]));
     let out = dir.join("run.h5");
@@ -413,7 +414,11 @@ fn a_rank_paused_past_the_stall_timeout_is_reported_once_with_the_real_wait() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    std::thread::sleep(Duration::from_millis(500)); // into the training loop
+    while !checkpoint.exists() {
+        // In the training loop (start-up's collectives are not watched).
+        assert!(begin.elapsed() < Duration::from_secs(60), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let signal = |name: &str| {
         std::process::Command::new("kill")
             .args([name, &pids[2]])
@@ -421,7 +426,7 @@ fn a_rank_paused_past_the_stall_timeout_is_reported_once_with_the_real_wait() {
             .unwrap()
     };
     signal("-STOP");
-    std::thread::sleep(Duration::from_millis(1800));
+    std::thread::sleep(Duration::from_millis(2500));
     signal("-CONT");
     let output = wait_with_limit(child, FAILURE_LIMIT);
     let err = stderr(&output);
@@ -435,7 +440,7 @@ fn a_rank_paused_past_the_stall_timeout_is_reported_once_with_the_real_wait() {
         .unwrap_or_else(|| panic!("a waiting time in: {}", reports[0]));
     assert!(
         waited >= 1.4,
-        "the real wait (about 1.8 s), not 0: {}",
+        "the real wait (about 2.5 s), not 0: {}",
         reports[0]
     );
     assert!(!output.status.success());

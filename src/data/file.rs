@@ -70,10 +70,11 @@ impl DataFile {
             )));
         }
         h5::require_regular_file(
-            "data",
+            "--data",
             path,
             "HDF5 reads a file by seeking in it: save the stream to a file first",
         )?;
+        h5::require_utf8_name("--data", path)?;
         let file = hdf5::File::open(path)
             .map_err(|e| usage(format!("{shown}: not a readable HDF5 file ({e})")))?;
         let missing = |name: &str| {

@@ -30,7 +30,10 @@ use ndarray::{s, Array2};
 use super::{write_epoch_metrics, write_settings};
 use crate::comm::Comm;
 use crate::errors::usage;
-use crate::h5::{dataset, read_text_attr, scalar_attr, table_dataset, text_attr, write_atomically};
+use crate::h5::{
+    dataset, read_text_attr, require_utf8_name, scalar_attr, table_dataset, text_attr,
+    write_atomically,
+};
 use crate::model::BatchStats;
 use crate::real::Real;
 use crate::record::{gather_columns, EpochMetrics, GatheredSteps, History, StepRecord};
@@ -160,6 +163,7 @@ fn open_matching(
     if !path.is_file() {
         return Err(usage(format!("--resume {shown}: no such file")));
     }
+    require_utf8_name("--resume", path)?;
     let file = hdf5::File::open(path)
         .ok()
         .filter(|f| read_text_attr(f, "format").is_ok_and(|t| t == FORMAT))

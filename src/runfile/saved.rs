@@ -9,7 +9,7 @@ use std::path::Path;
 use super::FORMAT;
 use crate::data::standardize::Standardizer;
 use crate::errors::usage;
-use crate::h5::read_text_attr;
+use crate::h5::{read_text_attr, require_utf8_name};
 use crate::kinds::{Dtype, ModelKind};
 use crate::model::{self, Model};
 use crate::real::Real;
@@ -33,6 +33,7 @@ fn open_run_file(path: &Path) -> anyhow::Result<hdf5::File> {
     if !path.is_file() {
         return Err(usage(format!("--model {shown}: no such file")));
     }
+    require_utf8_name("--model", path)?;
     let file = hdf5::File::open(path).map_err(|_| not_run_file())?;
     let format = read_text_attr(&file, "format").map_err(|_| not_run_file())?;
     if format != FORMAT || !file.link_exists("model/params") {

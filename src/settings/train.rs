@@ -164,9 +164,9 @@ impl TrainSettings {
 
 /// The rows asked for, with the synthetic generator's defaults.
 fn data_spec(args: &TrainArgs) -> anyhow::Result<DataSpec> {
-    let source = match args.data.as_str() {
-        "synthetic" => DataSource::Synthetic,
-        path => DataSource::File(PathBuf::from(path)),
+    let source = match args.data.to_str() {
+        Some("synthetic") => DataSource::Synthetic,
+        _ => DataSource::File(args.data.clone()),
     };
     let synthetic = source == DataSource::Synthetic;
     if !synthetic && args.label_noise != 0.0 {
