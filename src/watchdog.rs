@@ -11,8 +11,8 @@
 //!              reporting])
 //!              if this rank has waited > timeout: QUERY every other rank, collect the REPLYs
 //!              (ANSWER_WAIT at most), then report and MPI_Abort, unless a lower rank is
-//!              waiting or reporting too (it reports; this rank takes over if it has not after
-//!              2 x timeout)
+//!              reporting, or waiting too (it reports; this rank takes over from a lower rank
+//!              that has waited 2 x timeout without reporting)
 //! ```
 //! The report describes the stall as it was found: a rank paused (SIGSTOP) past the timeout
 //! and resumed while the answers are collected lets the collective finish, but the job is
@@ -93,6 +93,7 @@ type Reply = [u64; 5];
 
 const POLL: Duration = Duration::from_millis(100);
 const ANSWER_WAIT: Duration = Duration::from_secs(3);
+const SETTLE: Duration = Duration::from_millis(500);
 const QUERY: i32 = 1;
 const REPLY: i32 = 2;
 
@@ -185,8 +186,7 @@ impl Watch {
     }
 
     /// Asks every rank where it is; reports the stall `found` at `found_at` and aborts, unless
-    /// a lower rank waits or reports too (it will report) and this rank has not yet waited
-    /// twice the timeout.
+    /// a lower rank reports it.
     fn report_stall(&self, found: Snapshot, found_at: Instant) {
         for other in (0..self.size).filter(|&r| r != self.rank) {
             self.send(&[self.rank as u64], other, QUERY);
@@ -205,20 +205,35 @@ impl Watch {
             }
         }
         // Still in the collective it was found in: the wait goes on; else (a paused rank
-        // came back meanwhile) the wait ended somewhere after it was found.
-        let now = self.progress.snapshot();
+        // came back meanwhile) the wait ended somewhere after it was found. When every rank
+        // answered from inside the collective, it is given SETTLE to end before it is called
+        // a deadlock (the last rank may have just arrived).
+        let all_arrived = replies
+            .iter()
+            .enumerate()
+            .filter(|&(r, _)| r != self.rank)
+            .all(|(_, reply)| reply.is_some_and(|r| r[2] == 1 && r[0] >= found[0]));
+        let settled = Instant::now() + if all_arrived { SETTLE } else { Duration::ZERO };
+        let mut now = self.progress.snapshot();
+        while now[..3] == found[..3] && Instant::now() < settled {
+            std::thread::sleep(Duration::from_millis(5));
+            now = self.progress.snapshot();
+        }
         let mut mine = found;
         let ended = now[..3] != found[..3];
         mine[3] = match ended {
             true => found[3].max(self.progress.longest_wait_ms.load(Relaxed)),
             false => found[3] + found_at.elapsed().as_millis() as u64,
         };
-        let lower_busy = replies[..self.rank]
+        // The lowest rank reports: a lower rank that is reporting, or waiting for less than
+        // twice the timeout (it will report at its next poll), is left to; one that has waited
+        // longer without reporting has a watchdog that is not working, and this rank reports.
+        let lower_will_report = replies[..self.rank]
             .iter()
             .flatten()
-            .any(|r| r[2] == 1 || r[4] == 1);
-        if lower_busy && Duration::from_millis(mine[3]) < 2 * self.timeout {
-            return; // the lower rank reports; asked again at the next poll
+            .any(|r| r[4] == 1 || (r[2] == 1 && Duration::from_millis(r[3]) < 2 * self.timeout));
+        if lower_will_report {
+            return;
         }
         eprintln!(
             "mpi-sgd: error on rank {}: {}",

@@ -67,6 +67,9 @@ impl<F: Real> Trainer<'_, F> {
     fn checkpoint(&mut self, path: &Path, step: usize, loop_s: f64) -> anyhow::Result<()> {
         let begin = mpi::time();
         let injected = self.clock.enter(step, Phase::Checkpoint);
+        // Every part of a checkpoint waits on the other ranks (the gathers to rank 0, its
+        // write): a rank that stops arriving here is a stall like one in the allreduce.
+        self.clock.wait_for_others();
         self.comm.agree(injected)?;
         let settings = self.config.attributes(self.comm.size(), &self.data.shape);
         let state = TrainingState {
