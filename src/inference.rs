@@ -17,6 +17,7 @@ use crate::errors::{usage, ReportedElsewhere};
 use crate::h5;
 use crate::info_root;
 use crate::interrupt::{signal_of, Signals};
+use crate::memory;
 use crate::partition::block;
 use crate::real::Real;
 use crate::runfile::saved::SavedModel;
@@ -60,8 +61,16 @@ fn open<F: Real>(input: &ModelInput, labels: Labels, comm: &Comm) -> anyhow::Res
         Ok(())
     };
     comm.agree(fits)?;
+    let rows = block(total_rows, comm.size(), comm.rank());
+    // This rank's features, probabilities and labels, checked before they are read.
+    let row_bytes = (file.features + model.classes()) * std::mem::size_of::<F>() + 4;
+    comm.agree(memory::check(
+        format!("{shown}: {} rows of {} features", total_rows, file.features),
+        (rows.len() as u64).checked_mul(row_bytes as u64),
+        "use more ranks",
+    ))?;
     Ok(Block {
-        rows: block(total_rows, comm.size(), comm.rank()),
+        rows,
         model,
         file,
         split,

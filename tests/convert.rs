@@ -395,3 +395,29 @@ fn an_interrupted_conversion_cleans_up_and_says_why() {
         assert_eq!(left, ["big.csv"], "SIG{signal} shuffle={shuffle}");
     }
 }
+
+#[test]
+fn a_line_longer_than_the_memory_allows_is_refused_not_grown() {
+    // No line break in 150 MB, under `ulimit -v` 500 MB: a quarter of what the process can
+    // still map is well below the line, which is refused when its length passes that.
+    let dir = scratch("convert_long_line");
+    for name in ["long.svm", "long.csv"] {
+        let input = dir.join(name);
+        std::fs::write(&input, vec![b'1'; 150_000_000]).unwrap();
+        let out = dir.join("long.h5");
+        let script = format!(
+            "ulimit -v 500000; exec {BINARY} convert {} {}",
+            input.display(),
+            out.display()
+        );
+        let mut command = std::process::Command::new("bash");
+        command.args(["-c", &script]);
+        let output = wait_with_limit(spawn(command), std::time::Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains("a line longer than"), "{name}: {stderr}");
+        assert!(stderr.len() < 400, "{name}: a short message: {stderr}");
+        assert!(!out.exists());
+        std::fs::remove_file(&input).unwrap();
+    }
+}

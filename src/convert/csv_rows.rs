@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use super::{note_label, parse_label, RowSink, Scan, TextReader};
+use super::{excerpt, note_label, open_lines, parse_label, LineLimit, RowSink, Scan, TextReader};
 use crate::errors::usage;
 use crate::interrupt::Signals;
 use crate::settings::ConvertSettings;
@@ -107,7 +107,7 @@ impl CsvFile {
                 "{}:{line}: label column '{}' holds '{}', not an integer class label",
                 self.path.display(),
                 self.names[self.label],
-                text.trim()
+                excerpt(text.trim())
             ))
         })
     }
@@ -152,7 +152,7 @@ impl TextReader for CsvFile {
                             "{}:{line}: column '{}' holds '{}', not a finite number; drop or encode non-numeric columns and fill missing values first",
                             self.path.display(),
                             self.names[column],
-                            String::from_utf8_lossy(field).trim()
+                            excerpt(String::from_utf8_lossy(field).trim())
                         ))
                     })?;
                 row.push(value);
@@ -162,14 +162,14 @@ impl TextReader for CsvFile {
     }
 }
 
-fn reader(path: &Path, delimiter: u8) -> anyhow::Result<csv::Reader<std::fs::File>> {
-    ReaderBuilder::new()
+fn reader(path: &Path, delimiter: u8) -> anyhow::Result<csv::Reader<LineLimit<std::fs::File>>> {
+    let file = open_lines(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    Ok(ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
         .buffer_capacity(1 << 20)
-        .from_path(path)
-        .map_err(|e| csv_error(path, e))
+        .from_reader(file))
 }
 
 fn csv_error(path: &Path, error: csv::Error) -> anyhow::Error {

@@ -2,11 +2,10 @@
 //! indices 1-based and increasing, features not listed are 0. Rows are made dense.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
-use super::{note_label, parse_label, RowSink, Scan, TextReader};
+use super::{excerpt, note_label, open_lines, parse_label, RowSink, Scan, TextReader};
 use crate::errors::usage;
 use crate::interrupt::Signals;
 use crate::settings::ConvertSettings;
@@ -40,7 +39,7 @@ impl LibsvmFile {
         mut each: impl FnMut(&SparseRow, usize) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let shown = self.path.display();
-        let file = File::open(&self.path).map_err(|e| usage(format!("{shown}: {e}")))?;
+        let file = open_lines(&self.path).map_err(|e| usage(format!("{shown}: {e}")))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut text = String::new();
         let mut row = SparseRow {
@@ -125,18 +124,18 @@ pub fn parse_line(line: &str, row: &mut SparseRow) -> Result<bool, String> {
         return Ok(false);
     };
     row.label = parse_label(label)
-        .ok_or_else(|| format!("label '{label}' is not an integer class label"))?;
+        .ok_or_else(|| format!("label '{}' is not an integer class label", excerpt(label)))?;
     row.entries.clear();
     for token in tokens {
         let (index, value) = token
             .split_once(':')
-            .ok_or_else(|| format!("'{token}' is not index:value"))?;
+            .ok_or_else(|| format!("'{}' is not index:value", excerpt(token)))?;
         if index == "qid" {
             continue; // ranking groups: not used for classification
         }
         let index: usize = index
             .parse()
-            .map_err(|_| format!("index '{index}' is not a positive integer"))?;
+            .map_err(|_| format!("index '{}' is not a positive integer", excerpt(index)))?;
         if index == 0 {
             return Err("index 0: LIBSVM indices start at 1".into());
         }
@@ -144,7 +143,12 @@ pub fn parse_line(line: &str, row: &mut SparseRow) -> Result<bool, String> {
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite())
-            .ok_or_else(|| format!("value '{value}' of index {index} is not a finite number"))?;
+            .ok_or_else(|| {
+                format!(
+                    "value '{}' of index {index} is not a finite number",
+                    excerpt(value)
+                )
+            })?;
         if row
             .entries
             .last()

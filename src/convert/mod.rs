@@ -21,7 +21,7 @@ mod libsvm;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +37,7 @@ use crate::errors::{usage, ReportedElsewhere};
 use crate::h5;
 use crate::interrupt::{Interrupted, Signals};
 use crate::kinds::{Dtype, TextFormat};
+use crate::memory;
 use crate::settings::ConvertSettings;
 
 /// Rows written to HDF5 per call (and parsed per block).
@@ -140,6 +141,51 @@ fn convert(args: &ConvertSettings, signals: &Signals) -> anyhow::Result<()> {
         bytes as f64 / 1e6 / seconds
     );
     Ok(())
+}
+
+/// `text` as an error message quotes it: whole up to 40 characters, else its start and `...`
+/// (a corrupt field can be megabytes long).
+pub fn excerpt(text: &str) -> String {
+    const SHOWN: usize = 40;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// The input file, read through a check that no line is longer than a quarter of the memory
+/// this process can have (the text, its parsed values and the dense row must all fit): a file
+/// with no line breaks (a binary file, the wrong format) is refused at that length with a line,
+/// instead of growing one line's buffer until the machine runs out of memory.
+fn open_lines(path: &Path) -> std::io::Result<LineLimit<fs::File>> {
+    Ok(LineLimit {
+        inner: fs::File::open(path)?,
+        since_newline: 0,
+        limit: (memory::available().0 / 4).max(1 << 20),
+    })
+}
+
+pub struct LineLimit<R> {
+    inner: R,
+    since_newline: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.since_newline = match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(at) => (n - at - 1) as u64,
+            None => self.since_newline + n as u64,
+        };
+        if self.since_newline > self.limit {
+            return Err(std::io::Error::other(format!(
+                "a line longer than {}, a quarter of the memory available; is the file in the right format?",
+                memory::human(self.limit)
+            )));
+        }
+        Ok(n)
+    }
 }
 
 /// Class index of a label found by the scan.
