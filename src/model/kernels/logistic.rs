@@ -71,7 +71,8 @@ fn body<F: Real, const FMA: bool, const ISA: u8>(
 /// gradient while they are in L1. Each row is read as `W` values, the lanes past its end
 /// multiplied by zero weights (they hold the next row's first values; a non-finite value there
 /// makes the batch's gradient non-finite in any case), so its dot product is `W / LANES`
-/// vector products and one horizontal sum; the gradient accumulates in `W` lanes (those past
+/// vector products, and the group's LANES sums are one transpose-and-add
+/// ([`crate::simd::RowDots`]); the gradient accumulates in `W` lanes (those past
 /// the row's end are discarded). The last rows, whose `W`-wide read would leave `x`, are
 /// copied and zero-padded.
 #[inline(always)]
