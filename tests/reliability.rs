@@ -445,3 +445,26 @@ fn a_rank_paused_past_the_stall_timeout_is_reported_once_with_the_real_wait() {
     );
     assert!(!output.status.success());
 }
+
+#[test]
+fn checkpoint_seconds_takes_one_checkpoint_per_period() {
+    // A vote's result arrives at the next vote: rank 0 must not ask twice for one period.
+    let dir = scratch("checkpoint_period");
+    let out = dir.join("run.h5");
+    let args = long_run(&out, &["--checkpoint-seconds", "0.3"]);
+    let output = run_to_end(&args);
+    assert_success(&output);
+    let file = hdf5::File::open(&out).unwrap();
+    let steps: Vec<u64> = file
+        .dataset("timings/checkpoint_step")
+        .unwrap()
+        .read_raw()
+        .unwrap();
+    assert!(!steps.is_empty(), "no checkpoint in the run");
+    for pair in steps.windows(2) {
+        assert!(
+            pair[1] - pair[0] > 16,
+            "two checkpoints two votes apart: {steps:?}"
+        );
+    }
+}

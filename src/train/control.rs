@@ -47,6 +47,9 @@ impl<F: Real> Trainer<'_, F> {
             let seconds = self.config.checkpoint_seconds;
             if self.comm.is_root() && seconds.is_some_and(|t| since >= t) {
                 local |= CHECKPOINT_BIT;
+                // Asked once: the vote's result comes at the next vote, and this one must not
+                // ask again for a second checkpoint right after the first.
+                *last_checkpoint = mpi::time();
             }
             self.clock.enter(step, Phase::StopVote)?;
             agreed = self.vote.exchange(local);
