@@ -77,11 +77,6 @@ fn sizes(args: &BenchArgs, elem: usize) -> anyhow::Result<Vec<usize>> {
                 .collect()
         }
     };
-    if sizes.contains(&0) {
-        return Err(usage(format!(
-            "--sizes 0: nothing would be moved or timed; sizes start at one element ({elem} bytes)"
-        )));
-    }
     if let Some(bad) = sizes.iter().find(|&&b| b % elem != 0) {
         return Err(usage(format!(
             "message size {bad} bytes is not a whole number of {elem}-byte elements; use multiples of {elem}"
