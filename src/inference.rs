@@ -16,7 +16,7 @@ use crate::data::spec::Split;
 use crate::errors::{usage, ReportedElsewhere};
 use crate::h5;
 use crate::info_root;
-use crate::interrupt::{signal_of, Signals};
+use crate::interrupt::{signal_of, Interrupted, Signals};
 use crate::memory;
 use crate::partition::block;
 use crate::real::Real;
@@ -211,13 +211,14 @@ fn stop_if_interrupted(
     let Some((signal, name)) = signal_of(bits) else {
         return Ok(());
     };
+    let interrupted = Interrupted { signal, name };
     if comm.is_root() {
         eprintln!(
-            "mpi-sgd: interrupted by {name}: {} not written, no temporary file left",
+            "mpi-sgd: {interrupted}: {} not written, no temporary file left",
             args.out.display()
         );
     }
-    Err(ReportedElsewhere((128 + signal) as u8).into())
+    Err(ReportedElsewhere(interrupted.exit_code()).into())
 }
 
 /// The prediction file with its datasets sized and its provenance written; rows come later.

@@ -13,14 +13,15 @@ use crate::errors::usage;
 /// (v2 `memory.max`, or v1's, less what the group uses), the machine's available memory
 /// (`MemAvailable`), and the address-space limit (`ulimit -v`, less what is mapped).
 pub fn available() -> (u64, &'static str) {
-    let mut limits = vec![(meminfo_available(), "available physical memory")];
-    limits.push((cgroup_room(), "the cgroup's memory limit"));
-    limits.push((address_space_room(), "the address-space limit (ulimit -v)"));
-    limits
-        .into_iter()
-        .filter_map(|(bytes, what)| bytes.map(|b| (b, what)))
-        .min()
-        .unwrap_or((u64::MAX, "no known limit"))
+    [
+        (meminfo_available(), "available physical memory"),
+        (cgroup_room(), "the cgroup's memory limit"),
+        (address_space_room(), "the address-space limit (ulimit -v)"),
+    ]
+    .into_iter()
+    .filter_map(|(bytes, what)| bytes.map(|b| (b, what)))
+    .min()
+    .unwrap_or((u64::MAX, "no known limit"))
 }
 
 /// Refuses `bytes` (None: more than a u64 holds) when they exceed what [`available`] gives:

@@ -375,11 +375,7 @@ fn an_interrupted_conversion_cleans_up_and_says_why() {
             );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        let sent = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        send_signal(child.id(), signal);
         let output = wait_with_limit(child, std::time::Duration::from_secs(60));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(code), "SIG{signal}: {stderr}");
@@ -388,11 +384,7 @@ fn an_interrupted_conversion_cleans_up_and_says_why() {
                 && stderr.contains("not written"),
             "{stderr}"
         );
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
-        assert_eq!(left, ["big.csv"], "SIG{signal} shuffle={shuffle}");
+        assert_eq!(files_in(&dir), ["big.csv"], "SIG{signal} shuffle={shuffle}");
     }
 }
 

@@ -543,11 +543,7 @@ fn an_interrupted_prediction_cleans_up_and_says_why() {
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    send_signal(child.id(), "TERM");
     let output = wait_with_limit(child, std::time::Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(143), "{stderr}");
@@ -555,12 +551,7 @@ fn an_interrupted_prediction_cleans_up_and_says_why() {
         stderr.contains("interrupted by SIGTERM") && stderr.contains("not written"),
         "{stderr}"
     );
-    let mut left: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["data.h5", "model.h5"]);
+    assert_eq!(files_in(&dir), ["data.h5", "model.h5"]);
 }
 
 #[test]

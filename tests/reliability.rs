@@ -17,15 +17,6 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// A small MLP run of 4 ranks, 20 steps per epoch.
 fn small_run(out: &Path) -> Vec<String> {
     [
@@ -230,10 +221,7 @@ fn interrupt(args: &[String], checkpoint: &Path, signal: &str) -> Output {
         .next()
         .expect("a rank's pid")
         .to_string();
-    std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &pid])
-        .status()
-        .unwrap();
+    send_signal(&pid, signal);
     wait_with_limit(child, Duration::from_secs(60))
 }
 
@@ -419,15 +407,9 @@ fn a_rank_paused_past_the_stall_timeout_is_reported_once_with_the_real_wait() {
         assert!(begin.elapsed() < Duration::from_secs(60), "no checkpoint");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let signal = |name: &str| {
-        std::process::Command::new("kill")
-            .args([name, &pids[2]])
-            .status()
-            .unwrap()
-    };
-    signal("-STOP");
+    send_signal(&pids[2], "STOP");
     std::thread::sleep(Duration::from_millis(2500));
-    signal("-CONT");
+    send_signal(&pids[2], "CONT");
     let output = wait_with_limit(child, FAILURE_LIMIT);
     let err = stderr(&output);
     let reports: Vec<&str> = err.lines().filter(|l| l.contains("stalled")).collect();

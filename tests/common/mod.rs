@@ -141,6 +141,25 @@ pub fn summary_value(output: &Output, key: &str) -> f64 {
         .expect("a number")
 }
 
+/// The names of the files in `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Sends `signal` (`TERM`, `INT`, `STOP`, `CONT`) to process `pid` with `kill`.
+pub fn send_signal(pid: impl std::fmt::Display, signal: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
 /// A fresh directory for one test's files.
 pub fn scratch(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
