@@ -1,8 +1,9 @@
 # mpi-sgd: `make run` trains the default model on 8 ranks; `make test` runs every test.
 # Both install missing system packages first (`make deps`).
 #
-# Variables: NP (ranks, default 8), ARGS (extra `train` options), OUT (run file),
-# HOSTFILE (an MPI hostfile, see hostfiles/).
+# Variables: MPI (the MPI family: openmpi, the default, or mpich; each builds into its own
+# target directory), NP (ranks, default 8), ARGS (extra `train` options), OUT (run file),
+# HOSTFILE (an MPI hostfile, see hostfiles/), BIND (bind ranks: core, none, ...).
 # Scaling studies: RANKS (rank counts), REPEAT (runs of each), STUDY (the study's folder,
 # default results/<kind>-<time>), PER_RANK and BATCH_PER_RANK (rows, and rows per step, on
 # each rank of a weak study).
@@ -16,14 +17,33 @@ REPEAT   ?= 3
 STUDY    ?=
 PER_RANK ?= 125000
 BATCH_PER_RANK ?= 1024
-BIN      := target/release/mpi-sgd
+MPI      ?= openmpi
 VENV     := .venv
 
+# The MPI family: its Debian packages, its pkg-config name and its target directory. The
+# binary is linked with the library pkg-config names, when there is one (MPI_PKG_CONFIG
+# chooses another); otherwise with the one `mpicc` wraps (`module load mpich` on a cluster).
+ifeq ($(MPI),openmpi)
+MPI_PACKAGES := libopenmpi-dev openmpi-bin
+MPI_PC       := ompi
+TARGET_DIR   := target
+else ifeq ($(MPI),mpich)
+MPI_PACKAGES := libmpich-dev mpich
+MPI_PC       := mpich
+TARGET_DIR   := target/mpich
+else
+$(error MPI=$(MPI): use MPI=openmpi or MPI=mpich)
+endif
+BIN := $(TARGET_DIR)/release/mpi-sgd
+# Evaluated when a recipe runs, after `make deps` has installed the packages.
+MPI_PKG_CONFIG ?= $(shell pkg-config --exists $(MPI_PC) 2>/dev/null && echo $(MPI_PC))
+CARGO = $(if $(MPI_PKG_CONFIG),MPI_PKG_CONFIG=$(MPI_PKG_CONFIG)) CARGO_TARGET_DIR=$(TARGET_DIR) cargo
+
 # Debian/Ubuntu packages the build, the tests and the HDF5 tools need.
-DEB_PACKAGES := build-essential pkg-config libclang-dev libopenmpi-dev openmpi-bin \
+DEB_PACKAGES := build-essential pkg-config libclang-dev $(MPI_PACKAGES) \
                 libhdf5-dev hdf5-tools libopenblas-dev python3-venv slurm-wlm munge
 
-.PHONY: all deps build run test test-slurm lint bench fuzz clean strong weak allreduce-sweep analyze venv
+.PHONY: all deps build run test test-mpi test-slurm lint bench fuzz clean strong weak allreduce-sweep analyze venv
 
 all: build
 
@@ -54,11 +74,12 @@ deps:
 	fi
 
 build: deps
-	cargo build --release
+	$(CARGO) build --release
 
-# Launching goes through jobs/launch.sh, the one place that knows how (mpirun or srun, a
-# hostfile, Open MPI's oversubscription and run-as-root permissions only where needed).
-export HOSTFILE NP
+# Launching goes through jobs/launch.sh, the one place that knows how (the family's mpirun or
+# mpiexec, or srun; a hostfile; Open MPI's oversubscription and run-as-root permissions only
+# where needed).
+export HOSTFILE NP MPI BIN BIND
 
 # The main job: default model and data on NP ranks, run file in OUT (overwritten).
 run: build
@@ -93,10 +114,16 @@ analyze: venv
 	$(VENV)/bin/python -m analysis report $(STUDY)
 
 test: deps venv
-	cargo test --release
+	$(CARGO) test --release
 	$(VENV)/bin/python -m pytest -q analysis/tests
 	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm.sh; \
 	else echo "make test: the Slurm test was NOT run: it starts munge and Slurm daemons, which needs root (sudo make test-slurm)"; fi
+
+# The integration tests alone (tests/*.rs: every subcommand under the family's launcher), e.g.
+# `make test-mpi MPI=mpich` after `make test`, with the ones that need both families installed
+# (the binary under the other family's launcher).
+test-mpi: deps
+	$(CARGO) test --release --no-fail-fast --test '*' -- --include-ignored
 
 # A single-node Slurm on this machine runs jobs/strong.sbatch (root: it starts the daemons).
 test-slurm: deps build
@@ -105,8 +132,8 @@ test-slurm: deps build
 # Formatting, clippy, and the layers of src/ (no module imports one above it, no import cycle).
 lint: deps
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets -- -D warnings
-	cargo test --release --test layers
+	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) test --release --test layers
 
 bench: build venv
 	bash bench/run.sh
@@ -116,7 +143,7 @@ bench: build venv
 # The property tests of the text parsers (CSV, LIBSVM, option lists) with many more cases
 # than `make test` runs (256 each).
 fuzz: deps
-	PROPTEST_CASES=$${PROPTEST_CASES:-20000} cargo test --release --bin mpi-sgd fuzz_
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release --bin mpi-sgd fuzz_
 
 clean:
 	cargo clean

@@ -1,13 +1,22 @@
 # How mpi-sgd's ranks are launched, for the batch scripts in jobs/, the Makefile and bench/
 # (sourced, not run; it changes to the repository root).
 #
-# Under Slurm: srun --mpi=pmix when this Slurm has the PMIx plugin, mpirun otherwise (Open MPI
-# reads the allocation). Outside Slurm: mpirun, on HOSTFILE if given, with Open MPI's
-# oversubscription and run-as-root permissions only where they are needed, saying so.
+# The MPI family is the one the binary is built with (`mpi-sgd --version` names it; MPI=mpich
+# picks the MPICH build in target/mpich/). Under Slurm: srun with a PMI plugin that family
+# speaks (PMIx or PMI-2, whichever this Slurm offers; SRUN_MPI=... chooses), the family's own
+# launcher inside the allocation otherwise. Outside Slurm: Open MPI's mpirun or MPICH's Hydra
+# mpiexec, on HOSTFILE if given (either format: `host slots=N` or `host:N`, converted), with
+# Open MPI's oversubscription and run-as-root permissions only where they are needed, saying
+# so. BIND=core (or any of the launcher's binding policies) binds ranks to cores.
 
 cd "${SLURM_SUBMIT_DIR:-$(dirname "${BASH_SOURCE[0]}")/..}"
-BIN=${BIN:-target/release/mpi-sgd}
-[ -x "$BIN" ] || cargo build --release
+MPI=${MPI:-openmpi}
+case "$MPI" in
+  openmpi) BIN=${BIN:-target/release/mpi-sgd} ;;
+  mpich) BIN=${BIN:-target/mpich/release/mpi-sgd} ;;
+  *) echo "launch: MPI=$MPI: use MPI=openmpi or MPI=mpich" >&2; exit 2 ;;
+esac
+[ -x "$BIN" ] || MPI=$MPI make -s build
 REPEAT=${REPEAT:-3}
 ARGS=${ARGS:-}
 if [ -n "${SLURM_JOB_ID:-}" ]; then
@@ -28,31 +37,92 @@ fi
 # Cores this process may use (nproc without OMP_NUM_THREADS, which nproc would report).
 cores() { env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc; }
 
+# The first of the named commands that exists, else the last.
+first_command() {
+  local c
+  for c in "$@"; do command -v "$c" >/dev/null && { echo "$c"; return; }; done
+  echo "${@: -1}"
+}
+
+# The family the binary is built with, its launcher and its C compiler wrapper.
+if "$BIN" --version 2>/dev/null | grep -q "Open MPI"; then
+  FAMILY=openmpi
+  MPIRUN=$(first_command mpirun.openmpi mpirun)
+  MPICC=$(first_command mpicc.openmpi mpicc)
+else
+  FAMILY=mpich
+  MPIRUN=$(first_command mpiexec.mpich mpiexec.hydra mpiexec)
+  MPICC=$(first_command mpicc.mpich mpicc)
+fi
+
+# hostfile_for FILE: FILE in this family's format (a converted copy when it is in the other).
+hostfile_for() {
+  local file=$1 converted
+  converted=$(mktemp "${TMPDIR:-/tmp}/mpi-sgd-hosts.XXXXXX")
+  if [ "$FAMILY" = openmpi ]; then
+    # host:N -> host slots=N
+    awk '{ sub(/#.*/, "") } NF == 0 { next }
+         $1 ~ /:/ && NF == 1 { split($1, h, ":"); print h[1] " slots=" h[2]; next } { print }' \
+      "$file" > "$converted"
+  else
+    # host slots=N -> host:N
+    awk '{ sub(/#.*/, "") } NF == 0 { next }
+         { n = ""; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) n = substr($i, 7);
+           print (n == "" ? $1 : $1 ":" n) }' "$file" > "$converted"
+  fi
+  echo "$converted"
+}
+
+# The srun --mpi plugin for this family that this Slurm offers (SRUN_MPI wins).
+srun_plugin() {
+  [ -n "${SRUN_MPI:-}" ] && { echo "$SRUN_MPI"; return; }
+  local offered preferred
+  offered=$(srun --mpi=list 2>&1)
+  if [ "$FAMILY" = openmpi ]; then preferred="pmix pmi2"; else preferred="pmi2 pmix"; fi
+  for p in $preferred; do
+    grep -qw "$p" <<< "$offered" && { echo "$p"; return; }
+  done
+}
+
 # launch P COMMAND...: runs COMMAND on P ranks. Notes go to stderr.
 launch() {
   local p=$1; shift
   if [ -n "${SLURM_JOB_ID:-}" ]; then
-    if srun --mpi=list 2>&1 | grep -q pmix; then
-      echo "launch: srun --mpi=pmix --ntasks=$p" >&2
-      srun --mpi=pmix --ntasks="$p" --exact "$@"
+    local plugin
+    plugin=$(srun_plugin)
+    if [ -n "$plugin" ]; then
+      echo "launch: srun --mpi=$plugin --ntasks=$p" >&2
+      srun --mpi="$plugin" --ntasks="$p" --exact "$@"
     else
-      echo "launch: mpirun -n $p (this Slurm has no PMIx plugin)" >&2
-      mpirun -n "$p" "$@"
+      echo "launch: $MPIRUN -n $p (this Slurm offers neither PMIx nor PMI-2)" >&2
+      "$MPIRUN" -n "$p" "$@"
     fi
     return
   fi
-  local flags=()
-  if [ -n "${HOSTFILE:-}" ]; then
-    flags+=(--hostfile "$HOSTFILE")
-  elif mpirun --version 2>/dev/null | grep -q "Open MPI" && [ "$p" -gt "$(cores)" ]; then
-    echo "note: $p ranks on $(cores) cores: oversubscribed (--oversubscribe); timings show contention" >&2
-    flags+=(--oversubscribe)
+  local flags=() hosts="" status=0
+  [ -n "${HOSTFILE:-}" ] && hosts=$(hostfile_for "$HOSTFILE")
+  if [ "$FAMILY" = openmpi ]; then
+    if [ -n "$hosts" ]; then
+      flags+=(--hostfile "$hosts")
+    elif [ "$p" -gt "$(cores)" ]; then
+      echo "note: $p ranks on $(cores) cores: oversubscribed (--oversubscribe); timings show contention" >&2
+      flags+=(--oversubscribe)
+    fi
+    [ -n "${BIND:-}" ] && flags+=(--bind-to "$BIND")
+    if [ "$(id -u)" = 0 ]; then
+      echo "note: running as root: OMPI_ALLOW_RUN_AS_ROOT=1" >&2
+      export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    fi
+  else
+    [ -n "$hosts" ] && flags+=(-f "$hosts")
+    if [ -z "$hosts" ] && [ "$p" -gt "$(cores)" ]; then
+      echo "note: $p ranks on $(cores) cores: oversubscribed (ranks yield while they wait); timings show contention" >&2
+    fi
+    [ -n "${BIND:-}" ] && flags+=(-bind-to "$BIND")
   fi
-  if [ "$(id -u)" = 0 ] && mpirun --version 2>/dev/null | grep -q "Open MPI"; then
-    echo "note: running as root: OMPI_ALLOW_RUN_AS_ROOT=1" >&2
-    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-  fi
-  mpirun -n "$p" "${flags[@]}" "$@"
+  "$MPIRUN" -n "$p" "${flags[@]}" "$@" || status=$?
+  [ -n "$hosts" ] && rm -f "$hosts"
+  return "$status"
 }
 
 # study KIND [train options]: every rank count of RANKS, REPEAT times (repeats outermost, so

@@ -48,7 +48,7 @@ pub fn run<F: Real>(bench: &BenchSettings, comm: &Comm, startup: &Startup) -> an
         largest.checked_mul(BUFFERS),
         "use smaller --sizes",
     ))?;
-    let provenance = Provenance::collect(comm, startup.blas_threads);
+    let provenance = Provenance::collect(comm, startup);
     info_root!(
         comm,
         "bench-allreduce: {} ranks, {}, {} sizes",

@@ -13,6 +13,7 @@ use crate::comm::{self, Algorithm, ALGORITHMS};
 use crate::data::spec::{DatasetNames, Split};
 use crate::fault::{FailAt, FailMode};
 use crate::kinds::{Dtype, ModelKind, TextFormat};
+use crate::waiting::Waiting;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +26,18 @@ use crate::kinds::{Dtype, ModelKind, TextFormat};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How ranks wait for MPI: `spin` in the library's blocking calls (fastest with a core per
+    /// rank), `yield` the core between polls (needed on a host with more ranks than cores),
+    /// `auto` = yield on an oversubscribed host, spin otherwise.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = Waiting::Auto,
+        env = "MPI_SGD_WAIT",
+        value_name = "auto|spin|yield"
+    )]
+    pub wait: Waiting,
 }
 
 #[derive(Debug, Subcommand)]

@@ -151,7 +151,7 @@ impl Vote {
             return 0;
         }
         // SAFETY: `request` was started by `exchange` and not yet completed.
-        unsafe { ffi::MPI_Wait(&mut self.request, ffi::RSMPI_STATUS_IGNORE) };
+        unsafe { crate::waiting::complete_raw(&mut self.request) };
         *self.recv
     }
 }

@@ -23,6 +23,7 @@ mod h5;
 mod inference;
 mod interrupt;
 mod kinds;
+mod launcher;
 mod logging;
 mod memory;
 mod model;
@@ -37,29 +38,43 @@ mod settings;
 mod simd;
 mod train;
 mod vmath;
+mod waiting;
 mod watchdog;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use mpi::Threading;
 
 use crate::cli::{Cli, Command};
+use crate::comm::placement::Placement;
 use crate::comm::Comm;
-use crate::errors::{exit_code, ReportedElsewhere, UsageError};
+use crate::errors::{exit_code, print_line, ReportedElsewhere, UsageError};
 use crate::kinds::Dtype;
+use crate::launcher::{Family, Launch};
 use crate::provenance::Startup;
 use crate::runfile::saved;
 use crate::settings::{BenchSettings, ConvertSettings, ModelInput, PredictSettings, TrainSettings};
+use crate::waiting::Waiting;
+
+/// What `main` knows before MPI starts: when the process began, and how ranks are to wait.
+#[derive(Clone, Copy)]
+struct Start {
+    at: Instant,
+    wait: Waiting,
+}
 
 fn main() -> ExitCode {
-    let start = Instant::now();
-    let cli = match Cli::try_parse() {
+    let mut start = Start {
+        at: Instant::now(),
+        wait: Waiting::Auto,
+    };
+    let cli = match parse_command_line() {
         Ok(cli) => cli,
         Err(error) if error.exit_code() == 0 => {
             // --help, --version
-            if launcher_rank().unwrap_or(0) == 0 {
+            if Launch::detect().rank.unwrap_or(0) == 0 {
                 error.print().ok();
             }
             return ExitCode::SUCCESS;
@@ -69,6 +84,7 @@ fn main() -> ExitCode {
             return report_early(start, code, || drop(error.print()));
         }
     };
+    start.wait = cli.wait;
     match cli.command {
         Command::Train(args) => match TrainSettings::from_args(*args) {
             Ok(config) => train(start, &config),
@@ -83,7 +99,7 @@ fn main() -> ExitCode {
         },
         Command::Convert(args) => {
             // One process, no MPI: a conversion streams one file.
-            logging::init(0, start);
+            logging::init(0, start.at);
             let converted = ConvertSettings::from_args(args).and_then(|c| convert::run(&c));
             without_mpi(converted)
         }
@@ -96,7 +112,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn train(start: Instant, config: &TrainSettings) -> ExitCode {
+fn train(start: Start, config: &TrainSettings) -> ExitCode {
     // The stall watchdog's thread talks MPI while the training thread waits in it.
     let threading = match config.stall_timeout {
         Some(_) => Threading::Multiple,
@@ -108,7 +124,7 @@ fn train(start: Instant, config: &TrainSettings) -> ExitCode {
     })
 }
 
-fn evaluate(start: Instant, input: ModelInput) -> ExitCode {
+fn evaluate(start: Start, input: ModelInput) -> ExitCode {
     with_mpi(start, |comm, _| {
         match comm.agree(saved::stored_dtype(&input.run_file))? {
             Dtype::F64 => inference::evaluate::<f64>(&input, comm),
@@ -117,7 +133,7 @@ fn evaluate(start: Instant, input: ModelInput) -> ExitCode {
     })
 }
 
-fn predict(start: Instant, settings: PredictSettings) -> ExitCode {
+fn predict(start: Start, settings: PredictSettings) -> ExitCode {
     with_mpi(start, |comm, _| {
         match comm.agree(saved::stored_dtype(&settings.input.run_file))? {
             Dtype::F64 => inference::predict::<f64>(&settings, comm),
@@ -126,10 +142,26 @@ fn predict(start: Instant, settings: PredictSettings) -> ExitCode {
     })
 }
 
+/// The command line as [`Cli`]; `--version` also names the MPI library the binary is built
+/// with (which launcher it needs).
+fn parse_command_line() -> Result<Cli, clap::Error> {
+    let version = format!(
+        "{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        launcher::library_short(&launcher::library())
+    );
+    let matches = Cli::command()
+        .version(&*Box::leak(version.into_boxed_str()))
+        .try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
 /// A subcommand's options did not validate: one message, exit 2, before any MPI work.
-fn usage_error(start: Instant, error: &anyhow::Error) -> ExitCode {
+fn usage_error(start: Start, error: &anyhow::Error) -> ExitCode {
     let code = exit_code(error);
-    report_early(start, code, || eprintln!("mpi-sgd: error: {error}"))
+    report_early(start, code, || {
+        print_line(format_args!("mpi-sgd: error: {error}"))
+    })
 }
 
 /// The outcome of a subcommand that runs in one process, without MPI.
@@ -138,8 +170,8 @@ fn without_mpi(outcome: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             match error.downcast_ref::<UsageError>() {
-                Some(problem) => eprintln!("mpi-sgd: error: {problem}"),
-                None => eprintln!("mpi-sgd: error: {error:#}"),
+                Some(problem) => print_line(format_args!("mpi-sgd: error: {problem}")),
+                None => print_line(format_args!("mpi-sgd: error: {error:#}")),
             }
             ExitCode::from(exit_code(&error))
         }
@@ -148,28 +180,41 @@ fn without_mpi(outcome: anyhow::Result<()>) -> ExitCode {
 
 /// Starts MPI, logging and the abort-on-panic hook, runs `body` on every rank, and turns its
 /// outcome into a message and an exit code.
-fn with_mpi(start: Instant, body: impl FnOnce(&Comm, Startup) -> anyhow::Result<()>) -> ExitCode {
+fn with_mpi(start: Start, body: impl FnOnce(&Comm, Startup) -> anyhow::Result<()>) -> ExitCode {
     with_mpi_threading(start, Threading::Single, body)
 }
 
 /// [`with_mpi`] with the MPI thread support `threading` asked for.
 fn with_mpi_threading(
-    start: Instant,
+    start: Start,
     threading: Threading,
     body: impl FnOnce(&Comm, Startup) -> anyhow::Result<()>,
 ) -> ExitCode {
     let init_begin = Instant::now();
     let Some((universe, provided)) = mpi::initialize_with_threading(threading) else {
-        eprintln!("mpi-sgd: error: MPI could not be initialised");
+        print_line(format_args!("mpi-sgd: error: MPI could not be initialised"));
         return ExitCode::FAILURE;
     };
+    let mpi_init_s = init_begin.elapsed().as_secs_f64();
+    let comm = Comm::new(universe.world());
+    let launch = Launch::detect();
+    if let Some(problem) = launcher::mismatch(&launch, Family::linked(), comm.size()) {
+        // Every process is a job of its own: the launcher's rank 0 alone speaks for them.
+        if launch.rank.unwrap_or(0) == 0 {
+            print_line(format_args!("mpi-sgd: error: {problem}"));
+        }
+        return ExitCode::from(2);
+    }
+    let placement = Placement::measure(comm.world());
+    waiting::set(start.wait.resolve(placement.oversubscribed));
     let startup = Startup {
-        mpi_init_s: init_begin.elapsed().as_secs_f64(),
+        mpi_init_s,
         blas_threads: blas::configure_threads(),
         thread_multiple: provided == Threading::Multiple,
+        launch,
+        placement,
     };
-    let comm = Comm::new(universe.world());
-    logging::init(comm.rank(), start);
+    logging::init(comm.rank(), start.at);
     abort_job_on_panic(comm.rank());
     report(body(&comm, startup), &comm)
 }
@@ -177,8 +222,8 @@ fn with_mpi_threading(
 /// Reports an error found before MPI started, which every rank found alike, once. Under a
 /// launcher, rank 0 prints it after MPI has started and the ranks leave together: a rank that
 /// exited at once could make the launcher kill rank 0 before its message is out.
-fn report_early(start: Instant, code: u8, print: impl FnOnce()) -> ExitCode {
-    if launcher_rank().is_none() {
+fn report_early(start: Start, code: u8, print: impl FnOnce()) -> ExitCode {
+    if Launch::detect().launcher == launcher::Launcher::None {
         print();
         return ExitCode::from(code);
     }
@@ -196,9 +241,12 @@ fn report(outcome: anyhow::Result<()>, comm: &Comm) -> ExitCode {
         return ExitCode::SUCCESS;
     };
     if error.is::<UsageError>() {
-        eprintln!("mpi-sgd: error: {error}");
+        print_line(format_args!("mpi-sgd: error: {error}"));
     } else if !error.is::<ReportedElsewhere>() {
-        eprintln!("mpi-sgd: error on rank {}: {error:#}", comm.rank());
+        print_line(format_args!(
+            "mpi-sgd: error on rank {}: {error:#}",
+            comm.rank()
+        ));
     }
     // Errors that reach here are agreed: every rank is here. Leave together, after the message
     // is out: a rank that exited first could make the launcher kill the one printing it.
@@ -219,24 +267,10 @@ fn abort_job_on_panic(rank: usize) {
         let place = info
             .location()
             .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
-        eprintln!("mpi-sgd: rank {rank} panicked{place}: {message}");
-        // SAFETY: MPI is initialised (the hook is set after MPI_Init) and MPI_Abort never
-        // returns.
-        unsafe {
-            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 101);
-        }
+        print_line(format_args!(
+            "mpi-sgd: rank {rank} panicked{place}: {message}"
+        ));
+        // The hook is set after MPI_Init.
+        errors::abort_job(101);
     }));
-}
-
-/// This process's rank as the launcher announced it, readable before MPI starts; `None` when
-/// not started by a known launcher (mpirun, srun, hydra).
-fn launcher_rank() -> Option<usize> {
-    [
-        "OMPI_COMM_WORLD_RANK",
-        "PMIX_RANK",
-        "PMI_RANK",
-        "SLURM_PROCID",
-    ]
-    .iter()
-    .find_map(|name| std::env::var(name).ok()?.parse().ok())
 }

@@ -2,8 +2,11 @@
 //!
 //! Not the measurements (`record`): only facts about the environment.
 
+use crate::comm::placement::Placement;
 use crate::comm::Comm;
+use crate::launcher::{Family, Launch};
 use crate::simd::Isa;
+use crate::waiting;
 
 /// What happened before the subcommand ran: measured in `main`, recorded in the run file.
 pub struct Startup {
@@ -11,6 +14,10 @@ pub struct Startup {
     pub blas_threads: usize,
     /// MPI gave MPI_THREAD_MULTIPLE (the stall watchdog needs it).
     pub thread_multiple: bool,
+    /// Who started this process.
+    pub launch: Launch,
+    /// Hosts, ranks and cores.
+    pub placement: Placement,
 }
 
 /// Recorded once at start-up; the host list is complete on rank 0 only.
@@ -23,6 +30,21 @@ pub struct Provenance {
     pub build_profile: &'static str,
     pub mpi_library: String,
     pub mpi_version: String,
+    /// `Open MPI`, `MPICH` (the MPICH family) or `other`.
+    pub mpi_family: &'static str,
+    /// The launcher that started the job, as rank 0 saw it.
+    pub launcher: String,
+    /// How ranks waited for MPI (`spin` or `yield`, `waiting`).
+    pub waiting: &'static str,
+    /// Hosts (shared-memory domains) of the job.
+    pub hosts: usize,
+    /// Some host had more ranks than cores.
+    pub oversubscribed: bool,
+    /// Per rank, in rank order (rank 0; this rank's alone elsewhere): ranks on its host,
+    /// cores those ranks may use, CPUs this rank may run on (1: bound to a core).
+    pub ranks_on_host: Vec<u64>,
+    pub cores_on_host: Vec<u64>,
+    pub cpus_of_rank: Vec<u64>,
     pub blas: String,
     pub blas_threads: usize,
     /// The SIMD path of the model kernels on rank 0 (`simd::Isa`).
@@ -32,11 +54,20 @@ pub struct Provenance {
 }
 
 impl Provenance {
-    /// Collective (gathers the host names).
-    pub fn collect(comm: &Comm, blas_threads: usize) -> Self {
+    /// Collective (gathers the host names and placements).
+    pub fn collect(comm: &Comm, startup: &Startup) -> Self {
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
         let hostnames = comm.gather_strings(&host).unwrap_or_else(|| vec![host]);
         let (major, minor) = mpi::environment::version();
+        let placement = &startup.placement;
+        let mine = [
+            placement.ranks_on_host as u64,
+            placement.cores_on_host as u64,
+            placement.cpus_of_rank as u64,
+        ];
+        let all = comm.gather(&mine).unwrap_or_else(|| mine.to_vec());
+        let column = |i: usize| all.iter().skip(i).step_by(3).copied().collect::<Vec<_>>();
+        let library = crate::launcher::library();
         Self {
             command_line: command_line(),
             started_utc: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
@@ -48,13 +79,18 @@ impl Provenance {
             } else {
                 "release"
             },
-            mpi_library: mpi::environment::library_version()
-                .unwrap_or_else(|_| "unknown".into())
-                .trim()
-                .to_string(),
+            mpi_family: Family::of_library(&library).name(),
+            mpi_library: library,
             mpi_version: format!("{major}.{minor}"),
+            launcher: startup.launch.launcher.to_string(),
+            waiting: waiting::current().name(),
+            hosts: placement.hosts,
+            oversubscribed: placement.oversubscribed,
+            ranks_on_host: column(0),
+            cores_on_host: column(1),
+            cpus_of_rank: column(2),
             blas: crate::blas::description(),
-            blas_threads,
+            blas_threads: startup.blas_threads,
             simd: Isa::current().name(),
             hostnames,
         }

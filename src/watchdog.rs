@@ -235,13 +235,13 @@ impl Watch {
         if lower_will_report {
             return;
         }
-        eprintln!(
+        crate::errors::print_line(format_args!(
             "mpi-sgd: error on rank {}: {}",
             self.rank,
             self.describe(mine, ended, &replies)
-        );
-        // SAFETY: MPI_THREAD_MULTIPLE; MPI_Abort never returns.
-        unsafe { ffi::MPI_Abort(ffi::RSMPI_COMM_WORLD, 1) };
+        ));
+        // MPI_THREAD_MULTIPLE: this thread may end the job.
+        crate::errors::abort_job(1);
     }
 
     fn describe(&self, mine: Snapshot, ended: bool, replies: &[Option<Reply>]) -> String {

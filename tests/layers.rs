@@ -37,6 +37,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "vmath",
             "simd",
             "memory",
+            "launcher",
+            "waiting",
         ],
     ),
 ];

@@ -4,12 +4,12 @@
 //!
 //! Not an algorithm: the counted send and receive every algorithm uses.
 
-use mpi::point_to_point::send_receive_into_with_tags;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
 use super::Traffic;
 use crate::real::Real;
+use crate::waiting::complete;
 
 /// Tag of every message our algorithms send, apart from anything else on the communicator.
 const TAG: i32 = 0x5ad;
@@ -39,15 +39,17 @@ impl<'c> Exchange<'c> {
 
     pub fn send<F: Real>(&mut self, to: usize, data: &[F]) {
         self.count(data);
-        self.world
-            .process_at_rank(to as i32)
-            .send_with_tag(data, TAG);
+        let destination = self.world.process_at_rank(to as i32);
+        mpi::request::scope(|scope| {
+            complete(destination.immediate_send_with_tag(scope, data, TAG));
+        });
     }
 
     pub fn receive<F: Real>(&mut self, from: usize, into: &mut [F]) {
-        self.world
-            .process_at_rank(from as i32)
-            .receive_into_with_tag(into, TAG);
+        let source = self.world.process_at_rank(from as i32);
+        mpi::request::scope(|scope| {
+            complete(source.immediate_receive_into_with_tag(scope, into, TAG));
+        });
     }
 
     /// Sends `data` to `to` and receives `into` from `from` with nonblocking calls, running
@@ -67,18 +69,15 @@ impl<'c> Exchange<'c> {
             let receiving = source.immediate_receive_into_with_tag(scope, into, TAG);
             let sending = destination.immediate_send_with_tag(scope, data, TAG);
             overlap();
-            receiving.wait();
-            sending.wait();
+            complete(receiving);
+            complete(sending);
         });
     }
 
-    /// Sends `data` to `to` while receiving `into` from `from` (MPI_Sendrecv: no deadlock
-    /// when every rank of a ring or a pair does the same).
+    /// Sends `data` to `to` while receiving `into` from `from` (both in flight at once: no
+    /// deadlock when every rank of a ring or a pair does the same).
     pub fn send_receive<F: Real>(&mut self, to: usize, data: &[F], from: usize, into: &mut [F]) {
-        self.count(data);
-        let destination = self.world.process_at_rank(to as i32);
-        let source = self.world.process_at_rank(from as i32);
-        send_receive_into_with_tags(data, &destination, TAG, into, &source, TAG);
+        self.send_receive_overlapped(to, data, from, into, || {});
     }
 }
 

@@ -4,6 +4,9 @@
 //! Cost: whatever the library chooses. Open MPI's tuned component and MPICH switch between
 //! recursive doubling, Rabenseifner and ring by message size and P, so its cost follows the
 //! best of those formulas rather than any single one.
+//!
+//! Where ranks yield their cores while they wait (`--wait yield`, an oversubscribed host), the
+//! call is `MPI_Iallreduce` polled with `MPI_Test`: the library's blocking call would spin.
 
 use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
@@ -12,6 +15,7 @@ use mpi::traits::*;
 use super::registry::{Algorithm, Build, Builders};
 use super::{Allreduce, Traffic};
 use crate::real::Real;
+use crate::waiting::{self, Waiting};
 
 /// `--allreduce mpi`: the reference.
 pub const ALGORITHM: Algorithm = Algorithm::new(
@@ -35,7 +39,17 @@ impl<F: Real> Build<F> for LibraryAllreduce {
 
 impl<F: Real> Allreduce<F> for LibraryAllreduce {
     fn allreduce_sum(&mut self, world: &SimpleCommunicator, send: &[F], recv: &mut [F]) -> Traffic {
-        world.all_reduce_into(send, recv, SystemOperation::sum());
+        match waiting::current() {
+            Waiting::Yield => mpi::request::scope(|scope| {
+                waiting::complete(world.immediate_all_reduce_into(
+                    scope,
+                    send,
+                    recv,
+                    SystemOperation::sum(),
+                ));
+            }),
+            _ => world.all_reduce_into(send, recv, SystemOperation::sum()),
+        }
         Traffic {
             bytes: std::mem::size_of_val(send) as u64,
             messages: 1,

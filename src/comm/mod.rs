@@ -10,6 +10,7 @@
 
 mod exchange;
 mod fold;
+pub mod placement;
 pub mod registry;
 
 pub use registry::Algorithm;
@@ -44,8 +45,9 @@ use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
-use crate::errors::{exit_code, ReportedElsewhere};
+use crate::errors::{abort_job, exit_code, print_line, ReportedElsewhere};
 use crate::real::Real;
+use crate::waiting::complete;
 
 /// What one rank sent during one allreduce.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,7 +93,7 @@ impl Comm {
     }
 
     pub fn barrier(&self) {
-        self.world.barrier();
+        complete(self.world.immediate_barrier());
     }
 
     /// Element-wise sum over ranks, on every rank.
@@ -104,7 +106,8 @@ impl Comm {
         self.all_reduce(values, SystemOperation::max())
     }
 
-    /// Element-wise minimum over ranks, on every rank.
+    /// Element-wise minimum over ranks, on every rank. Keep unsigned values below 2^31: MPICH
+    /// 4.0.2 compares them as signed (`MPI_MIN` of 1 and `u32::MAX` is `u32::MAX`).
     pub fn min<T: Equivalence + Copy + Default>(&self, values: &[T]) -> Vec<T> {
         self.all_reduce(values, SystemOperation::min())
     }
@@ -115,19 +118,23 @@ impl Comm {
         op: SystemOperation,
     ) -> Vec<T> {
         let mut out = vec![T::default(); values.len()];
-        self.world.all_reduce_into(values, &mut out[..], op);
+        mpi::request::scope(|scope| {
+            complete(
+                self.world
+                    .immediate_all_reduce_into(scope, values, &mut out[..], op),
+            );
+        });
         out
     }
 
     /// Ends the whole job from this rank alone: prints the error, naming the rank, and calls
     /// MPI_Abort, which makes the launcher kill every rank (exit code 1).
     pub fn abort(&self, error: &anyhow::Error) -> ! {
-        eprintln!("mpi-sgd: error on rank {}: {error:#}", self.rank);
-        // SAFETY: MPI is initialised; MPI_Abort does not return.
-        unsafe {
-            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 1);
-        }
-        unreachable!("MPI_Abort returned")
+        print_line(format_args!(
+            "mpi-sgd: error on rank {}: {error:#}",
+            self.rank
+        ));
+        abort_job(1)
     }
 
     /// Collective: waits until every rank has arrived, or `limit` has passed (a rank that
@@ -150,7 +157,8 @@ impl Comm {
     /// Collective: rank 0's `value`, on every rank.
     pub fn broadcast_from_root<T: Equivalence + Copy>(&self, value: T) -> T {
         let mut value = value;
-        self.world.process_at_rank(0).broadcast_into(&mut value);
+        let root = self.world.process_at_rank(0);
+        mpi::request::scope(|scope| complete(root.immediate_broadcast_into(scope, &mut value)));
         value
     }
 
@@ -175,10 +183,12 @@ impl Comm {
         let root = self.world.process_at_rank(0);
         if self.is_root() {
             let mut all = vec![T::default(); values.len() * self.size];
-            root.gather_into_root(values, &mut all[..]);
+            mpi::request::scope(|scope| {
+                complete(root.immediate_gather_into_root(scope, values, &mut all[..]));
+            });
             Some(all)
         } else {
-            root.gather_into(values);
+            mpi::request::scope(|scope| complete(root.immediate_gather_into(scope, values)));
             None
         }
     }
@@ -207,7 +217,9 @@ impl Comm {
     pub fn agree<T>(&self, local: anyhow::Result<T>) -> anyhow::Result<T> {
         let code = local.as_ref().err().map_or(0, exit_code);
         let reports = local.as_ref().is_err_and(|e| !e.is::<ReportedElsewhere>());
-        let failing_rank = if reports { self.rank as u64 } else { u64::MAX };
+        // Not u64::MAX for "none": MPICH 4.0.2 compares unsigned integers as signed in MPI_MIN
+        // and MPI_MAX (u64::MAX reads as -1 and wins the minimum), so values stay below 2^31.
+        let failing_rank = if reports { self.rank } else { self.size } as u64;
         let worst = self.max(&[code])[0];
         if worst == 0 {
             return local;

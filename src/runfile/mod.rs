@@ -82,6 +82,9 @@ fn write_provenance(file: &hdf5::File, format: &str, p: &Provenance) -> anyhow::
         ("git_revision", p.git_revision),
         ("mpi_library", &p.mpi_library),
         ("mpi_version", &p.mpi_version),
+        ("mpi_family", p.mpi_family),
+        ("launcher", &p.launcher),
+        ("waiting", p.waiting),
         ("started_utc", &p.started_utc),
         ("hostname_list", &p.distinct_hosts().join(",")),
         ("rustc", p.rustc),
@@ -92,6 +95,8 @@ fn write_provenance(file: &hdf5::File, format: &str, p: &Provenance) -> anyhow::
         text_attr(file, name, value)?;
     }
     scalar_attr(file, "blas_threads_per_rank", &(p.blas_threads as u64))?;
+    scalar_attr(file, "hosts", &(p.hosts as u64))?;
+    scalar_attr(file, "oversubscribed", &u64::from(p.oversubscribed))?;
     Ok(())
 }
 
@@ -100,6 +105,9 @@ fn write_ranks<F>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()> {
     let ranks = file.create_group("ranks")?;
     let hostnames: Vec<VarLenUnicode> = r.provenance.hostnames.iter().map(|h| unicode(h)).collect();
     dataset(&ranks, "hostname", &hostnames)?;
+    dataset(&ranks, "ranks_on_host", &r.provenance.ranks_on_host)?;
+    dataset(&ranks, "cores_on_host", &r.provenance.cores_on_host)?;
+    dataset(&ranks, "cpus_of_rank", &r.provenance.cpus_of_rank)?;
     dataset(&ranks, "rows", &r.rows)?;
     dataset(&ranks, "test_rows", &r.test_rows)?;
     Ok(())

@@ -48,7 +48,7 @@ pub fn run<F: Real>(config: &TrainSettings, comm: &Comm, startup: Startup) -> an
     let plan = comm.agree(plan)?;
     let hash = comm.agree(setup::same_configuration(config, &shape, comm))?;
     comm.agree(setup::check_memory::<F>(config, &shape, &plan, comm))?;
-    let provenance = Provenance::collect(comm, startup.blas_threads);
+    let provenance = Provenance::collect(comm, &startup);
     comm.agree(match comm.is_root() {
         true => setup::check_destinations(config),
         false => Ok(()),

@@ -1,10 +1,13 @@
-//! Launching the built binary under `mpirun`, as a user would, for the integration tests.
+//! Launching the built binary under its MPI family's launcher, as a user would, for the
+//! integration tests: Open MPI's `mpirun`, or MPICH's Hydra `mpiexec` for a binary built with
+//! MPICH (`make test MPI=mpich`); `mpi-sgd --version` names the library.
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_mpi-sgd");
@@ -12,8 +15,43 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_mpi-sgd");
 /// A run that did not finish within this is a hang, and fails the test.
 pub const TIME_LIMIT: Duration = Duration::from_secs(120);
 
-/// `mpirun -n ranks mpi-sgd args...`, with Open MPI's root and oversubscription permissions
-/// set only where they are needed (running as root; more ranks than cores).
+/// The MPI family the binary is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    OpenMpi,
+    Mpich,
+}
+
+/// The family of [`BINARY`], from its `--version` line.
+pub fn family() -> Family {
+    static FAMILY: OnceLock<Family> = OnceLock::new();
+    *FAMILY.get_or_init(|| {
+        let output = Command::new(BINARY)
+            .arg("--version")
+            .output()
+            .expect("the binary runs");
+        let version = String::from_utf8_lossy(&output.stdout);
+        if version.contains("Open MPI") {
+            Family::OpenMpi
+        } else {
+            Family::Mpich
+        }
+    })
+}
+
+/// The first of `names` found on PATH, else the last (the generic name).
+fn first_on_path(names: &[&'static str]) -> &'static str {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names
+        .iter()
+        .copied()
+        .find(|name| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+        .unwrap_or(names[names.len() - 1])
+}
+
+/// `mpirun -n ranks mpi-sgd args...` (or MPICH's `mpiexec`), with Open MPI's root and
+/// oversubscription permissions set only where they are needed (running as root; more ranks
+/// than cores). MPICH needs neither.
 pub fn mpirun(ranks: usize, args: &[&str]) -> Output {
     mpirun_mpmd(&[(ranks, args)])
 }
@@ -23,21 +61,27 @@ pub fn mpirun_mpmd(parts: &[(usize, &[&str])]) -> Output {
     run_with_limit(mpirun_command(parts))
 }
 
-/// The `mpirun` command of [`mpirun_mpmd`], not started. Each gets its own Open MPI session
-/// directory: the tests run many jobs at once, and Open MPI 4 jobs sharing the default one can
-/// remove it under each other (`orte_session_dir failed`).
+/// The launcher command of [`mpirun_mpmd`], not started. Each Open MPI job gets its own
+/// session directory: the tests run many jobs at once, and Open MPI 4 jobs sharing the default
+/// one can remove it under each other (`orte_session_dir failed`).
 pub fn mpirun_command(parts: &[(usize, &[&str])]) -> Command {
-    let mut command = Command::new("mpirun");
-    own_session_directory(&mut command);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if parts.iter().map(|(ranks, _)| ranks).sum::<usize>() > cores {
-        command.arg("--oversubscribe");
-    }
-    if is_root() {
-        command
-            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    }
+    let mut command = match family() {
+        Family::OpenMpi => {
+            let mut command = Command::new(first_on_path(&["mpirun.openmpi", "mpirun"]));
+            own_session_directory(&mut command);
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if parts.iter().map(|(ranks, _)| ranks).sum::<usize>() > cores {
+                command.arg("--oversubscribe");
+            }
+            if is_root() {
+                command
+                    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+                    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+            }
+            command
+        }
+        Family::Mpich => Command::new(first_on_path(&["mpiexec.mpich", "mpiexec"])),
+    };
     for (i, (ranks, args)) in parts.iter().enumerate() {
         if i > 0 {
             command.arg(":");
@@ -81,7 +125,7 @@ pub fn spawn(mut command: Command) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("mpirun is installed (make deps)")
+        .expect("the MPI launcher is installed (make deps)")
 }
 
 /// Waits for `child`; fails the test (a hang) if it runs longer than `limit`.
