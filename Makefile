@@ -135,10 +135,18 @@ lint: deps
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) test --release --test layers
 
+# Open MPI (the default): mpi-sgd against its NumPy and mpi4py peers, the allreduce
+# algorithms, the data path. MPI=mpich: the two families side by side (both are built; the
+# mpi4py peer is built for Open MPI, so the training comparison stays there).
 bench: build venv
+ifeq ($(MPI),openmpi)
 	bash bench/run.sh
 	bash bench/allreduce.sh
 	bash bench/data.sh
+else
+	$(MAKE) deps MPI=openmpi
+	bash bench/families.sh
+endif
 
 # The property tests of the text parsers (CSV, LIBSVM, option lists) with many more cases
 # than `make test` runs (256 each).

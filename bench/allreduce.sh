@@ -14,12 +14,12 @@ mkdir -p "$out"
 
 source jobs/launch.sh   # launch P COMMAND...
 export OPENBLAS_NUM_THREADS=1
-mpicc -O2 -o bench/build/osu_allreduce bench/osu_allreduce.c
+"$MPICC" -O2 -o bench/build/osu_allreduce bench/osu_allreduce.c
 
 for round in $(seq 1 "$REPEAT"); do
   echo "round $round/$REPEAT" >&2
   launch "$RANKS" bench/build/osu_allreduce > "$out/osu-$round.txt"
-  launch "$RANKS" target/release/mpi-sgd bench-allreduce \
+  launch "$RANKS" "$BIN" bench-allreduce \
     --out "$out/sweep-$round.h5" --force > "$out/sweep-$round.txt" 2>/dev/null
 done
 
@@ -34,7 +34,7 @@ for workload in logistic mlp; do
     file="$out/local-$workload-$every.h5"
     opts=(${workloads[$workload]} --allreduce ring --out "$file" --force)
     [ "$every" != grad ] && opts+=(--average-every "$every")
-    line=$(launch "$RANKS" target/release/mpi-sgd train "${opts[@]}" 2>/dev/null)
+    line=$(launch "$RANKS" "$BIN" train "${opts[@]}" 2>/dev/null)
     acc=$(sed -n 's/.*test_accuracy=\([^ ]*\).*/\1/p' <<< "$line")
     wall=$(sed -n 's/.*wall_s=\([^ ]*\).*/\1/p' <<< "$line")
     echo "$workload,$every,$acc,$wall,$file" >> "$out/local-sgd.csv"

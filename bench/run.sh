@@ -23,7 +23,7 @@ if [ ! -x "$build/venv/bin/python" ]; then
   "$build/venv/bin/pip" install -q -r bench/requirements.txt
 fi
 py="$build/venv/bin/python"
-mpicc -O3 -o "$build/stream" bench/stream.c
+"$MPICC" -O3 -o "$build/stream" bench/stream.c
 cc -O2 -o "$build/gemm" bench/gemm.c $(pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread) -lopenblas
 
 logistic=(--samples 1000000 --features 20 --epochs 8 --batch 8192 --lr 0.1)
@@ -41,7 +41,7 @@ for round in $(seq 1 "$REPEAT"); do
       declare -n args=$workload
       for ranks in 1 2; do
         file="$build/runs/$workload-$dtype-$ranks-$round.h5"
-        m=$(launch "$ranks" target/release/mpi-sgd train "${args[@]}" \
+        m=$(launch "$ranks" "$BIN" train "${args[@]}" \
               --dtype "$dtype" --out "$file" --force 2>/dev/null | measures)
         echo "$round,$workload,mpi-sgd,$ranks,$dtype,$m,$file" >> "$csv"
         m=$(launch "$ranks" "$py" bench/numpy_sgd.py --mpi "${args[@]}" \
