@@ -3,7 +3,9 @@
 # rounds (each family once per round, REPEAT rounds): each library's MPI_Allreduce from a
 # minimal C loop (bench/osu_allreduce.c, built with that family's mpicc), mpi-sgd's sweep of
 # every algorithm built against that family, and a strong study of a training run whose
-# allreduce matters (an MLP of 274k parameters: 2.2 MB per step) on STRONG ranks.
+# allreduce matters (an MLP of 274k parameters: 2.2 MB per step) on STRONG ranks; where
+# those are more than the cores, also with ranks spinning in their waits (--wait spin) beside
+# the default (they yield), and a short sweep at cores + 1 ranks with each waiting policy.
 # bench/summarize_families.py writes the report.
 #
 # Environment: REPEAT (rounds, default 3), RANKS (ranks of the sweeps, default 2), STRONG
@@ -36,6 +38,13 @@ for round in $(seq 1 "$REPEAT"); do
       launch "$RANKS" "$BIN" bench-allreduce --out "$out/sweep-$family-$round.h5" --force >/dev/null 2>&1
       for p in $STRONG; do
         launch "$p" "$BIN" train "${workload[@]}" --out "$out/strong-$family-p$p-r$round.h5" --force >/dev/null 2>&1
+        if [ "$p" -gt "$(cores)" ]; then
+          launch "$p" "$BIN" train "${workload[@]}" --wait spin --out "$out/spin-$family-p$p-r$round.h5" --force >/dev/null 2>&1
+        fi
+      done
+      for wait in spin yield; do
+        launch $(($(cores) + 1)) "$BIN" bench-allreduce --sizes 8,65536 --algorithms mpi,ring --iterations 200 \
+          --wait "$wait" --out "$out/over-$family-$wait-$round.h5" --force >/dev/null 2>&1
       done
     )
   done

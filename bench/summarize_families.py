@@ -37,12 +37,17 @@ def text(value):
 
 def library(path):
     with h5py.File(path, "r") as f:
-        return text(f.attrs["mpi_library"]).splitlines()[0].split(",")[0]
+        first = text(f.attrs["mpi_library"]).splitlines()[0].split(",")[0]
+        return " ".join(first.split())
 
 
 def sweeps(folder, family):
+    return sweeps_named(folder, f"sweep-{family}")
+
+
+def sweeps_named(folder, prefix):
     latency, sizes, ranks = {}, None, None
-    for path in sorted(glob.glob(f"{folder}/sweep-{family}-*.h5")):
+    for path in sorted(glob.glob(f"{folder}/{prefix}-*.h5")):
         sweep = read_sweep(path)
         sizes, ranks = list(sweep.sizes), sweep.ranks
         for name, median in sweep.latency.items():
@@ -58,9 +63,9 @@ def osu(folder, family):
     return {s: statistics.median(r[s] for r in rounds) for s in rounds[0]} if rounds else {}
 
 
-def strong(folder, family):
+def strong(folder, family, kind="strong"):
     by_ranks = {}
-    for path in glob.glob(f"{folder}/strong-{family}-p*-r*.h5"):
+    for path in glob.glob(f"{folder}/{kind}-{family}-p*-r*.h5"):
         p = int(re.search(r"-p(\d+)-r", path).group(1))
         run = read_run(path)
         with h5py.File(path, "r") as f:
@@ -131,6 +136,35 @@ def main(folder):
             else:
                 row += ["-", "-"]
         print("| " + " | ".join(row + [over, waiting]) + " |")
+
+    spins = {f: strong(folder, f, "spin") for f in FAMILIES}
+    if any(spins.values()):
+        print("\n## More ranks than cores: ranks that spin against ranks that yield\n")
+        print("The same strong runs with `--wait spin` (the library's blocking calls) beside the")
+        print("default on an oversubscribed host (`yield`: polled with MPI_Test, sched_yield between")
+        print("polls), and a sweep of 200 calls at cores + 1 ranks (rank-median latency, us).\n")
+        print("| run | " + " | ".join(f"{FAMILIES[f]} spin | {FAMILIES[f]} yield" for f in FAMILIES) + " |")
+        print("|---" * (1 + 2 * len(FAMILIES)) + "|")
+        for p in sorted(set().union(*spins.values())):
+            row = [f"train, {p} ranks: wall s"]
+            for f in FAMILIES:
+                spin = spins[f].get(p)
+                yielding = studies[f].get(p)
+                row += [f"{spin[0]:.3f}" if spin else "-", f"{yielding[0]:.3f}" if yielding else "-"]
+            print("| " + " | ".join(row) + " |")
+        over = {(f, w): sweeps_named(folder, f"over-{f}-{w}") for f in FAMILIES for w in ("spin", "yield")}
+        any_sweep = next((v for v in over.values() if v[0]), None)
+        if any_sweep:
+            sizes, ranks, latency = any_sweep
+            for name in latency:
+                for s in sizes:
+                    row = [f"`{name}` {human(s)}, {ranks} ranks"]
+                    for f in FAMILIES:
+                        for w in ("spin", "yield"):
+                            f_sizes, _, lat = over[(f, w)]
+                            value = lat.get(name)
+                            row.append(f"{value[f_sizes.index(s)] * 1e6:.1f}" if value is not None else "-")
+                    print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
