@@ -19,16 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.runs import read_run, read_sweep  # noqa: E402  (the one reader of run files)
+from summarize_allreduce import human  # noqa: E402  (bench/ is this script's folder)
 
 FAMILIES = {"openmpi": "Open MPI", "mpich": "MPICH"}
 SIZES = [8, 1024, 65536, 1 << 20, 16 << 20]
-
-
-def human(b):
-    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if b >= scale:
-            return f"{b // scale} {unit}"
-    return f"{b} B"
 
 
 def text(value):
