@@ -36,10 +36,9 @@ pub struct Provenance {
     pub launcher: String,
     /// How ranks waited for MPI (`spin` or `yield`, `waiting`).
     pub waiting: &'static str,
-    /// Hosts (shared-memory domains) of the job.
-    pub hosts: usize,
-    /// Some host had more ranks than cores.
-    pub oversubscribed: bool,
+    /// This rank's view of the job's hosts, ranks and cores (the job-wide counts alike on
+    /// every rank).
+    pub placement: Placement,
     /// Per rank, in rank order (rank 0; this rank's alone elsewhere): ranks on its host,
     /// cores those ranks may use, CPUs this rank may run on (1: bound to a core).
     pub ranks_on_host: Vec<u64>,
@@ -84,8 +83,7 @@ impl Provenance {
             mpi_version: format!("{major}.{minor}"),
             launcher: startup.launch.launcher.to_string(),
             waiting: waiting::current().name(),
-            hosts: placement.hosts,
-            oversubscribed: placement.oversubscribed,
+            placement: *placement,
             ranks_on_host: column(0),
             cores_on_host: column(1),
             cpus_of_rank: column(2),

@@ -95,8 +95,12 @@ fn write_provenance(file: &hdf5::File, format: &str, p: &Provenance) -> anyhow::
         text_attr(file, name, value)?;
     }
     scalar_attr(file, "blas_threads_per_rank", &(p.blas_threads as u64))?;
-    scalar_attr(file, "hosts", &(p.hosts as u64))?;
-    scalar_attr(file, "oversubscribed", &u64::from(p.oversubscribed))?;
+    scalar_attr(file, "hosts", &(p.placement.hosts as u64))?;
+    scalar_attr(
+        file,
+        "oversubscribed",
+        &u64::from(p.placement.oversubscribed),
+    )?;
     Ok(())
 }
 
