@@ -170,6 +170,22 @@ pub struct TrainArgs {
     /// every K steps (0: once, at the end). Without it, gradients are averaged every step.
     #[arg(long, value_name = "K")]
     pub average_every: Option<usize>,
+    /// Allreduce the MLP's gradient layer by layer while the backward pass computes the layers
+    /// below (nonblocking MPI_Iallreduce for mpi; a communication thread for the others).
+    #[arg(long)]
+    pub overlap: bool,
+    /// With --overlap: gather layers into buckets of at least this many bytes before
+    /// starting their allreduce (PyTorch DDP's buckets; 0: one allreduce per layer).
+    #[arg(long, value_name = "BYTES", requires = "overlap")]
+    pub bucket_bytes: Option<usize>,
+    /// Bitwise-identical parameters for any number of ranks and any --allreduce: gradients of
+    /// fixed blocks of rows, summed exactly (fixed point) instead of in floating point.
+    #[arg(long)]
+    pub reproducible: bool,
+    /// With --reproducible: rows of a block, the unit a rank owns and whose gradient is
+    /// computed whole (default: the batch in 64 blocks; more ranks need smaller blocks).
+    #[arg(long, value_name = "R", requires = "reproducible")]
+    pub block_rows: Option<usize>,
     /// Floating-point type of data, parameters and gradients.
     #[arg(long, value_enum, default_value_t = Dtype::F64)]
     pub dtype: Dtype,

@@ -18,6 +18,7 @@ mod comm;
 mod convert;
 mod data;
 mod errors;
+mod exact;
 mod fault;
 mod h5;
 mod inference;
@@ -113,10 +114,10 @@ fn main() -> ExitCode {
 }
 
 fn train(start: Start, config: &TrainSettings) -> ExitCode {
-    // The stall watchdog's thread talks MPI while the training thread waits in it.
-    let threading = match config.stall_timeout {
-        Some(_) => Threading::Multiple,
-        None => Threading::Single,
+    // The stall watchdog and the overlap thread talk MPI while the training thread does too.
+    let threading = match config.needs_thread_multiple() {
+        true => Threading::Multiple,
+        false => Threading::Single,
     };
     with_mpi_threading(start, threading, |comm, startup| match config.dtype {
         Dtype::F64 => train::run::<f64>(config, comm, startup),

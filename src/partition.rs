@@ -11,6 +11,10 @@
 //!  owner rank             | r0   | r1| r2| r0   | r1| r2|  r0 |  r1 | (r2 owns none)
 //! ```
 //!
+//! With a grain of g rows (`--reproducible`), a batch is cut into blocks of g rows (the last one
+//! may be short) and ranks own contiguous runs of whole blocks instead of rows: a block is the
+//! same rows whatever P, so its gradient is the same bits on whichever rank computes it.
+//!
 //! A rank stores its rows batch after batch, so its slice of batch `t` is one contiguous range
 //! of its local array ([`BatchPlan::local_batch`]). Pure arithmetic, no MPI: unit-tested for
 //! every rank of many sizes in one process.
@@ -39,12 +43,14 @@ pub struct RowPattern {
 }
 
 /// The cutting of `samples` training rows into global batches of `batch` rows shared by
-/// `ranks` ranks. Construct with [`BatchPlan::new`], which checks the sizes.
+/// `ranks` ranks, in blocks of `grain` rows. Construct with [`BatchPlan::new`] or
+/// [`BatchPlan::in_blocks`], which check the sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchPlan {
     samples: usize,
     batch: usize,
     ranks: usize,
+    grain: usize,
 }
 
 /// Why a batch plan cannot be made; each message names the option to change.
@@ -54,12 +60,32 @@ pub enum PlanError {
     NoSamples,
     #[error("--batch ({batch}) must be at least the number of ranks ({ranks}): every rank needs a row of every full batch; use a larger --batch or fewer ranks")]
     BatchBelowRanks { batch: usize, ranks: usize },
+    #[error("--reproducible cuts each batch of {batch} rows into {blocks} blocks of {grain} rows, fewer than the ranks ({ranks}): every rank needs a block of every full batch; use --block-rows {fits} or less, or a larger --batch")]
+    BlocksBelowRanks {
+        batch: usize,
+        blocks: usize,
+        grain: usize,
+        ranks: usize,
+        fits: usize,
+    },
     #[error("--batch ({batch}) is larger than --samples ({samples}); use --batch <= --samples")]
     BatchAboveSamples { batch: usize, samples: usize },
 }
 
 impl BatchPlan {
+    #[cfg(test)]
     pub fn new(samples: usize, batch: usize, ranks: usize) -> Result<Self, PlanError> {
+        Self::in_blocks(samples, batch, ranks, 1)
+    }
+
+    /// A plan whose ranks own whole blocks of `grain` rows of each batch.
+    pub fn in_blocks(
+        samples: usize,
+        batch: usize,
+        ranks: usize,
+        grain: usize,
+    ) -> Result<Self, PlanError> {
+        assert!(grain > 0, "a block holds at least one row");
         if samples == 0 {
             return Err(PlanError::NoSamples);
         }
@@ -69,11 +95,33 @@ impl BatchPlan {
         if batch > samples {
             return Err(PlanError::BatchAboveSamples { batch, samples });
         }
+        let blocks = batch.div_ceil(grain);
+        if grain > 1 && blocks < ranks {
+            return Err(PlanError::BlocksBelowRanks {
+                batch,
+                blocks,
+                grain,
+                ranks,
+                fits: batch / ranks,
+            });
+        }
         Ok(Self {
             samples,
             batch,
             ranks,
+            grain,
         })
+    }
+
+    /// Rows of a block: the unit a rank owns.
+    pub fn grain(&self) -> usize {
+        self.grain
+    }
+
+    /// `rank`'s rows of a batch of `rows` rows: its run of whole blocks.
+    fn share(&self, rows: usize, rank: usize) -> Range<usize> {
+        let blocks = block(rows.div_ceil(self.grain), self.ranks, rank);
+        (blocks.start * self.grain).min(rows)..(blocks.end * self.grain).min(rows)
     }
 
     pub fn ranks(&self) -> usize {
@@ -94,14 +142,14 @@ impl BatchPlan {
     /// Global rows of batch `step` that `rank` owns.
     pub fn rank_share(&self, rank: usize, step: usize) -> Range<usize> {
         let rows = self.batch_rows(step);
-        let share = block(rows.len(), self.ranks, rank);
+        let share = self.share(rows.len(), rank);
         rows.start + share.start..rows.start + share.end
     }
 
     /// Where `rank`'s share of batch `step` lies in its local array. Every batch before `step`
     /// is full, so each contributed the same share.
     pub fn local_batch(&self, rank: usize, step: usize) -> Range<usize> {
-        let start = step * block(self.batch, self.ranks, rank).len();
+        let start = step * self.share(self.batch, rank).len();
         start..start + self.rank_share(rank, step).len()
     }
 
@@ -113,14 +161,14 @@ impl BatchPlan {
 
     /// The most rows `rank` has in any one batch (the size of its work buffers).
     pub fn max_local_batch(&self, rank: usize) -> usize {
-        block(self.batch, self.ranks, rank).len()
+        self.share(self.batch, rank).len()
     }
 
     /// `rank`'s rows as a file reader selects them: the same block of every full batch (one
     /// strided selection) followed by its share of the short last batch, if any.
     pub fn row_pattern(&self, rank: usize) -> RowPattern {
         let full_batches = self.samples / self.batch;
-        let share = block(self.batch, self.ranks, rank);
+        let share = self.share(self.batch, rank);
         let tail = if full_batches < self.steps_per_epoch() {
             self.rank_share(rank, full_batches)
         } else {
@@ -149,7 +197,9 @@ mod tests {
     fn plans() -> impl Iterator<Item = BatchPlan> {
         (1..=40).flat_map(|samples| {
             (1..=samples).flat_map(move |batch| {
-                (1..=batch.min(9)).map(move |ranks| BatchPlan::new(samples, batch, ranks).unwrap())
+                (1..=batch.min(9)).flat_map(move |ranks| {
+                    (1..=4).filter_map(move |g| BatchPlan::in_blocks(samples, batch, ranks, g).ok())
+                })
             })
         })
     }
@@ -240,6 +290,25 @@ mod tests {
         assert_eq!(plan.local_rows(0), 5);
         assert_eq!(plan.local_rows(2), 2);
         assert_eq!(plan.global_rows(0).collect::<Vec<_>>(), vec![0, 1, 4, 5, 8]);
+    }
+
+    #[test]
+    fn blocks_are_the_same_rows_whatever_the_ranks() {
+        // 23 rows, batches of 10 in blocks of 3: blocks start at 0, 3, 6, 9 of each batch.
+        for ranks in 1..=4 {
+            let plan = BatchPlan::in_blocks(23, 10, ranks, 3).unwrap();
+            for step in 0..plan.steps_per_epoch() {
+                let batch = plan.batch_rows(step);
+                for rank in 0..ranks {
+                    let share = plan.rank_share(rank, step);
+                    let from_batch = share.start - batch.start;
+                    assert_eq!(from_batch % 3, 0, "P={ranks} step {step} rank {rank}");
+                    assert!(share.end == batch.end || (share.end - batch.start).is_multiple_of(3));
+                }
+            }
+        }
+        let err = BatchPlan::in_blocks(100, 10, 5, 3).unwrap_err();
+        assert!(err.to_string().contains("--block-rows 2 or less"), "{err}");
     }
 
     #[test]

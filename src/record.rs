@@ -12,13 +12,22 @@ use ndarray::Array2;
 use crate::comm::{Comm, Traffic};
 use crate::phase::Phase;
 
-/// The seconds columns: one per phase of [`Phase::STEP`], then the whole step.
-pub const SECONDS: [&str; 4] = [
+/// The seconds columns: one per phase of [`Phase::STEP`], the whole step, then how the
+/// step's communication split: `exposed`, the time the rank waited for it (the allreduce
+/// phase), and `overlapped`, the time it was in flight while the backward pass still computed
+/// (zero without `--overlap`).
+pub const SECONDS: [&str; 6] = [
     Phase::STEP[0].name(),
     Phase::STEP[1].name(),
     Phase::STEP[2].name(),
-    "step",
+    STEP,
+    "exposed",
+    "overlapped",
 ];
+
+/// The whole step's seconds column.
+const STEP: &str = "step";
+const STEP_COLUMN: usize = Phase::STEP.len();
 
 /// The traffic columns: what the step's allreduce sent.
 pub const COUNTS: [&str; 2] = ["bytes_sent", "messages_sent"];
@@ -60,16 +69,28 @@ impl StepRecord {
         self.loss_sum.len()
     }
 
-    /// Seconds of every step (the last seconds column).
+    /// Seconds of every step.
     pub fn step_seconds(&self) -> &[f64] {
-        &self.seconds[SECONDS.len() - 1]
+        &self.seconds[STEP_COLUMN]
     }
 
-    pub fn record(&mut self, step: usize, phases: PhaseSeconds, traffic: Traffic, loss_sum: f64) {
+    /// Step `step`: its phases, the seconds its communication was in flight behind compute,
+    /// what its allreduce sent and the rank's summed loss.
+    pub fn record(
+        &mut self,
+        step: usize,
+        phases: PhaseSeconds,
+        overlapped: f64,
+        traffic: Traffic,
+        loss_sum: f64,
+    ) {
         for (column, seconds) in self.seconds.iter_mut().zip(phases) {
             column[step] = seconds;
         }
-        self.seconds[SECONDS.len() - 1][step] = phases.iter().sum();
+        self.seconds[STEP_COLUMN][step] = phases.iter().sum();
+        let allreduce = Phase::Allreduce.step_column().expect("a step phase");
+        self.seconds[STEP_COLUMN + 1][step] = phases[allreduce];
+        self.seconds[STEP_COLUMN + 2][step] = overlapped;
         self.counts[0][step] = traffic.bytes;
         self.counts[1][step] = traffic.messages;
         self.loss_sum[step] = loss_sum;

@@ -62,8 +62,18 @@ pub fn current() -> Waiting {
     }
 }
 
+thread_local! {
+    static THIS_THREAD_YIELDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes the calling thread yield while it waits, whatever the process's policy: a
+/// communication thread that shares its rank's core with the computing thread must not spin.
+pub fn yield_on_this_thread() {
+    THIS_THREAD_YIELDS.with(|yields| yields.set(true));
+}
+
 fn yielding() -> bool {
-    YIELDING.load(Ordering::Relaxed)
+    YIELDING.load(Ordering::Relaxed) || THIS_THREAD_YIELDS.with(std::cell::Cell::get)
 }
 
 /// Waits until `request` has completed, by the policy in force.

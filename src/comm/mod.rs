@@ -10,6 +10,7 @@
 
 mod exchange;
 mod fold;
+pub mod overlap;
 pub mod placement;
 pub mod registry;
 

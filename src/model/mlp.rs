@@ -148,8 +148,15 @@ impl<F: Real> Mlp<F> {
         }
     }
 
-    /// Adds this block's gradient to `grad`.
-    fn backward(&mut self, params: &[F], x: ArrayView2<F>, grad: &mut [F]) {
+    /// Adds this block's gradient to `grad`; for the batch's last block, `ready` is told of
+    /// each layer's gradient as soon as it is final.
+    fn backward<R: FnMut(usize, &[F]) + ?Sized>(
+        &mut self,
+        params: &[F],
+        x: ArrayView2<F>,
+        grad: &mut [F],
+        mut ready: Option<&mut R>,
+    ) {
         let rows = x.nrows();
         for l in (0..self.layers()).rev() {
             let (w_range, b_range) = (self.layout[2 * l].range(), self.layout[2 * l + 1].range());
@@ -171,6 +178,10 @@ impl<F: Real> Mlp<F> {
                 for (g, &d) in db.iter_mut().zip(row) {
                     *g = *g + d;
                 }
+            }
+            if let Some(ready) = ready.as_mut() {
+                let start = self.layout[2 * l].offset;
+                ready(start, &grad[start..]);
             }
             if l > 0 {
                 let mut below = lower[l - 1].slice_mut(s![..rows, ..]);
@@ -248,14 +259,31 @@ impl<F: Real> Model<F> for Mlp<F> {
         y: &[u32],
         grad: &mut [F],
     ) -> BatchStats {
+        self.loss_and_grad_layered(params, x, y, grad, &mut |_, _| {})
+    }
+
+    fn loss_and_grad_layered(
+        &mut self,
+        params: &[F],
+        x: ArrayView2<F>,
+        y: &[u32],
+        grad: &mut [F],
+        ready: &mut dyn FnMut(usize, &[F]),
+    ) -> BatchStats {
         grad.fill(F::zero());
+        if y.is_empty() {
+            ready(0, grad);
+            return BatchStats::default();
+        }
         let mut stats = BatchStats::default();
         let block = self.block();
+        let last = (y.len() - 1) / block * block;
         for (start, labels) in (0..y.len()).step_by(block).zip(y.chunks(block)) {
             let rows = x.slice(s![start..start + labels.len(), ..]);
             self.forward(params, rows);
             stats += self.head(labels, true);
-            self.backward(params, rows, grad);
+            let hook = (start == last).then_some(&mut *ready);
+            self.backward(params, rows, grad, hook);
         }
         stats
     }
@@ -346,6 +374,37 @@ mod tests {
         assert_eq!(stats.loss_sum, 2000.0);
         assert!(grad.iter().all(|g| g.is_finite()));
         assert_eq!(stats.correct, 1.0);
+    }
+
+    #[test]
+    fn layers_are_announced_last_first_once_final() {
+        let data: Dataset<f64> = Generator::blobs(4, 3, 2).generate(2, 0..300);
+        let mut model = Mlp::<f64>::new(&[4, 8, 5, 3], 300);
+        let mut params = vec![0.0; model.n_params()];
+        model.init_params(&mut params, 1);
+        let mut whole = vec![0.0; params.len()];
+        model.loss_and_grad(&params, data.x.view(), &data.y, &mut whole);
+        let mut announced = Vec::new();
+        let mut grad = vec![0.0; params.len()];
+        model.loss_and_grad_layered(
+            &params,
+            data.x.view(),
+            &data.y,
+            &mut grad,
+            &mut |start, tail| {
+                // What is announced is already the final gradient.
+                assert_eq!(tail, &whole[start..]);
+                announced.push(start);
+            },
+        );
+        let starts: Vec<usize> = model
+            .layout()
+            .iter()
+            .step_by(2)
+            .map(|t| t.offset)
+            .rev()
+            .collect();
+        assert_eq!(announced, starts);
     }
 
     #[test]

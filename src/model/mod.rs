@@ -92,6 +92,24 @@ pub trait Model<F: Real> {
         grad: &mut [F],
     ) -> BatchStats;
 
+    /// [`Model::loss_and_grad`] that tells `ready(start, &grad[start..])` each time the
+    /// gradient from `start` to the end of the buffer is final, so its allreduce can start
+    /// while the rest is computed. The backward pass finishes the last layer first, so the
+    /// final part grows from the end; the last call has `start` 0. One call by default (after
+    /// the whole gradient).
+    fn loss_and_grad_layered(
+        &mut self,
+        params: &[F],
+        x: ArrayView2<F>,
+        y: &[u32],
+        grad: &mut [F],
+        ready: &mut dyn FnMut(usize, &[F]),
+    ) -> BatchStats {
+        let stats = self.loss_and_grad(params, x, y, grad);
+        ready(0, grad);
+        stats
+    }
+
     /// Summed loss and correct predictions of at most `max_rows` rows, without a gradient.
     fn loss(&mut self, params: &[F], x: ArrayView2<F>, y: &[u32]) -> BatchStats;
 

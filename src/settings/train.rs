@@ -39,6 +39,12 @@ pub struct TrainSettings {
     /// `None`: gradient averaging every step; `Some(k)`: parameter averaging every k steps
     /// (0: at the end only).
     pub average_every: Option<usize>,
+    /// `Some(bytes)`: the gradient is allreduced in buckets of at least `bytes` (0: one per
+    /// layer) during the backward pass.
+    pub overlap: Option<usize>,
+    pub reproducible: bool,
+    /// `--block-rows`; `None`: the batch in [`REPRODUCIBLE_BLOCKS`] blocks.
+    pub block_rows: Option<usize>,
     pub dtype: Dtype,
     pub seed: u64,
     pub out: Option<PathBuf>,
@@ -62,6 +68,35 @@ const DEFAULT_TEST_SAMPLES: usize = 10_000;
 /// a `Duration` and the timers hold (1e20 s would not be).
 const MAX_SECONDS: f64 = 1e9;
 const DEFAULT_CLASSES: usize = 10;
+/// With `--reproducible` and no `--block-rows`, a batch is cut into at most this many blocks:
+/// enough for 64 busy ranks, few enough that each block's gradient is a GEMM of many rows.
+pub const REPRODUCIBLE_BLOCKS: usize = 64;
+
+/// Options that do not go together, each refused with the reason.
+fn check_combination(args: &TrainArgs) -> anyhow::Result<()> {
+    if args.average_every.is_some() && (args.reproducible || args.overlap) {
+        let option = if args.reproducible {
+            "--reproducible"
+        } else {
+            "--overlap"
+        };
+        return Err(usage(format!(
+            "{option} applies to gradient averaging; with --average-every (local SGD) each rank's \
+             model depends on its own rows, and the parameters are combined after the update; \
+             leave out one of the two"
+        )));
+    }
+    if args.block_rows == Some(0) {
+        return Err(usage("--block-rows 0: a block holds at least one row"));
+    }
+    if args.reproducible && args.overlap {
+        return Err(usage(
+            "--reproducible and --overlap do not go together: the reproducible sum is of whole \
+             gradients of fixed blocks of rows, not of layers; leave out one of the two",
+        ));
+    }
+    Ok(())
+}
 
 impl TrainSettings {
     pub fn from_args(args: TrainArgs) -> anyhow::Result<Self> {
@@ -69,6 +104,7 @@ impl TrainSettings {
         let hidden = hidden_widths(&args)?;
         check_counts(&args)?;
         check_optimizer(&args)?;
+        check_combination(&args)?;
         let checkpoint = checkpoint_path(&args)?;
         check_outputs(args.out.as_deref(), checkpoint.as_deref(), &args, &data)?;
         Ok(Self {
@@ -85,6 +121,9 @@ impl TrainSettings {
             warmup_epochs: args.warmup_epochs,
             allreduce: args.allreduce,
             average_every: args.average_every,
+            overlap: args.overlap.then_some(args.bucket_bytes.unwrap_or(0)),
+            reproducible: args.reproducible,
+            block_rows: args.block_rows,
             dtype: args.dtype,
             seed: args.seed,
             out: args.out,
@@ -106,6 +145,26 @@ impl TrainSettings {
     /// Rows per step over all ranks.
     pub fn global_batch(&self, ranks: usize) -> usize {
         self.batch_per_rank.map_or(self.batch, |rows| rows * ranks)
+    }
+
+    /// Whether a second thread of a rank talks MPI: the stall watchdog's, or the
+    /// communication thread of `--overlap` with one of our algorithms.
+    pub fn needs_thread_multiple(&self) -> bool {
+        let threaded_overlap =
+            self.overlap.is_some() && !std::ptr::eq(self.allreduce, crate::comm::reference());
+        self.stall_timeout.is_some() || threaded_overlap
+    }
+
+    /// Rows of the blocks a rank owns whole: with `--reproducible`, `--block-rows` or the
+    /// batch cut into at most [`REPRODUCIBLE_BLOCKS`] blocks (a function of the batch alone,
+    /// never of the ranks).
+    pub fn grain(&self, batch: usize) -> usize {
+        match self.reproducible {
+            true => self
+                .block_rows
+                .unwrap_or(batch.div_ceil(REPRODUCIBLE_BLOCKS)),
+            false => 1,
+        }
     }
 
     /// Layer widths of the softmax/MLP network: [features, hidden..., classes].
@@ -153,6 +212,13 @@ impl TrainSettings {
             (
                 "average_every",
                 Text(self.average_every.map_or("off".into(), |k| k.to_string())),
+            ),
+            ("overlap", Int(u64::from(self.overlap.is_some()))),
+            ("bucket_bytes", Int(self.overlap.unwrap_or(0) as u64)),
+            ("reproducible", Int(u64::from(self.reproducible))),
+            (
+                "block_rows",
+                Int(self.grain(self.global_batch(ranks)) as u64),
             ),
             ("dtype", Text(self.dtype.name().into())),
             ("seed", Int(self.seed)),

@@ -15,6 +15,7 @@
 
 mod control;
 mod finish;
+mod reproducible;
 mod setup;
 mod step;
 mod trainer;
@@ -43,7 +44,8 @@ pub fn run<F: Real>(config: &TrainSettings, comm: &Comm, startup: Startup) -> an
     let faults = config.faults;
     comm.agree(faults.check(comm.rank(), Phase::Startup, None))?;
     let (source, shape) = comm.agree(Source::open(&config.data, comm.size()))?;
-    let plan = BatchPlan::new(shape.samples, config.global_batch(comm.size()), comm.size())
+    let batch = config.global_batch(comm.size());
+    let plan = BatchPlan::in_blocks(shape.samples, batch, comm.size(), config.grain(batch))
         .map_err(|e| usage(e.to_string()));
     let plan = comm.agree(plan)?;
     let hash = comm.agree(setup::same_configuration(config, &shape, comm))?;
@@ -64,6 +66,7 @@ pub fn run<F: Real>(config: &TrainSettings, comm: &Comm, startup: Startup) -> an
     let signals = comm.agree(Signals::catch().context("cannot catch SIGTERM/SIGINT"))?;
     let progress = std::sync::Arc::clone(&watchdog.progress);
     let mut trainer = Trainer::new(config, comm, plan, &data, hash, progress, signals);
+    comm.agree(trainer.start_overlap(startup.thread_multiple))?;
     if let Some(path) = &config.resume {
         resume(&mut trainer, path)?;
     }

@@ -90,11 +90,15 @@ pub fn check_memory<F: Real>(
         let layer = (pair[0] as u64 + 1).checked_mul(pair[1] as u64)?;
         sum.checked_add(layer)
     });
-    const PARAM_BUFFERS: u64 = 4;
+    // Parameters, gradient, combined, velocity; with --reproducible two limb vectors of three
+    // f64 per parameter.
+    let elem = std::mem::size_of::<F>() as u64;
+    let exact_buffers = u64::from(config.reproducible) * 2 * crate::exact::LIMBS as u64 * 8 / elem;
+    let param_buffers = 4 + exact_buffers;
     memory::check(
         format!("a model of widths {widths:?} (--hidden, --classes, --features)"),
         memory::bytes_of(
-            params.and_then(|p| p.checked_mul(PARAM_BUFFERS)),
+            params.and_then(|p| p.checked_mul(param_buffers)),
             std::mem::size_of::<F>(),
         ),
         "use narrower layers",

@@ -7,6 +7,8 @@
 //!             local SGD:          nothing, or allreduce(params) / P after the update
 //! update    the optimiser's step, identical on every rank (the same combined bits)
 //! ```
+//! The gradient's combination comes in three forms (`gradient_sum`): after the backward pass
+//! (the default), overlapped with it (`--overlap`), or exact (`--reproducible`).
 //! Gradient averaging and local SGD (`--average-every K`) are two [`Schedule`]s of this one
 //! step. Each phase boundary is one [`crate::clock::PhaseClock::enter`]; nothing else happens
 //! inside a step: no allocation, no I/O, no logging.
@@ -16,6 +18,7 @@ use crate::comm::Traffic;
 use crate::model::BatchStats;
 use crate::phase::Phase;
 use crate::real::Real;
+use ndarray::ArrayView2;
 
 /// What a step combines across ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,23 @@ impl Combine {
         match self {
             Combine::Gradient => "gradient",
             Combine::Parameters => "parameters",
+        }
+    }
+}
+
+/// What a step's combination sent and how long it ran behind the compute.
+#[derive(Debug, Clone, Copy, Default)]
+struct Combined {
+    traffic: Traffic,
+    overlapped_s: f64,
+}
+
+impl Combined {
+    /// A combination that ran after the compute, all of it exposed.
+    fn exposed(traffic: Traffic) -> Self {
+        Self {
+            traffic,
+            overlapped_s: 0.0,
         }
     }
 }
@@ -72,18 +92,19 @@ impl<F: Real> Trainer<'_, F> {
     pub(super) fn step(&mut self, step: usize) -> anyhow::Result<BatchStats> {
         let combine = self.schedule.at(step, self.record.steps());
         let s = step % self.plan.steps_per_epoch();
-        let mut traffic = Traffic::default();
 
         self.clock.enter(step, Phase::Compute)?;
         let local = self.plan.local_batch(self.comm.rank(), s);
         let local_rows = local.len();
-        let (x, y) = self.data.train.slice(local);
-        let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
-
-        if combine == Some(Combine::Gradient) {
-            self.clock.enter(step, Phase::Allreduce)?;
-            traffic = self.allreduce_sum_of(Combine::Gradient);
-        }
+        let batch = self.data.train.slice(local);
+        let (stats, combined) = match combine {
+            Some(Combine::Gradient) => self.gradient_sum(step, batch)?,
+            _ => {
+                let (x, y) = batch;
+                let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
+                (stats, Combined::default())
+            }
+        };
         self.clock.enter(step, Phase::Update)?;
         match combine {
             Some(Combine::Gradient) => {
@@ -96,9 +117,12 @@ impl<F: Real> Trainer<'_, F> {
                     .step(step, &mut self.params, &self.grad, local_rows.max(1));
             }
         }
+        let mut traffic = combined.traffic;
         if combine == Some(Combine::Parameters) {
             self.clock.enter(step, Phase::Allreduce)?;
-            traffic = self.allreduce_sum_of(Combine::Parameters);
+            traffic =
+                self.allreduce
+                    .allreduce_sum(self.comm.world(), &self.params, &mut self.combined);
             let share = F::from_f64(1.0 / self.comm.size() as f64);
             for (p, &sum) in self.params.iter_mut().zip(&self.combined) {
                 *p = sum * share;
@@ -106,18 +130,63 @@ impl<F: Real> Trainer<'_, F> {
             self.check_finite(step, Combine::Parameters)?;
         }
         let seconds = self.clock.finish_step();
-        self.record.record(step, seconds, traffic, stats.loss_sum);
+        self.record.record(
+            step,
+            seconds,
+            combined.overlapped_s,
+            traffic,
+            stats.loss_sum,
+        );
         Ok(stats)
     }
 
-    /// Sums `what` over the ranks into `combined`, with the configured algorithm.
-    fn allreduce_sum_of(&mut self, what: Combine) -> Traffic {
-        let send = match what {
-            Combine::Gradient => &self.grad,
-            Combine::Parameters => &self.params,
-        };
-        self.allreduce
-            .allreduce_sum(self.comm.world(), send, &mut self.combined)
+    /// The compute phase and the gradient's allreduce into `combined`, in one of three ways:
+    /// the whole gradient after the backward pass; bucket by bucket during it (`--overlap`);
+    /// or block by block, summed exactly (`--reproducible`).
+    fn gradient_sum(
+        &mut self,
+        step: usize,
+        (x, y): (ArrayView2<F>, &[u32]),
+    ) -> anyhow::Result<(BatchStats, Combined)> {
+        let world = self.comm.world();
+        if let Some(exact) = &mut self.exact {
+            let grain = self.plan.grain();
+            let stats = exact.compute(
+                self.model.as_mut(),
+                &self.params,
+                (x, y),
+                grain,
+                &mut self.grad,
+            );
+            self.clock.enter(step, Phase::Allreduce)?;
+            let traffic = exact.combine(world, &mut self.combined);
+            return Ok((stats, Combined::exposed(traffic)));
+        }
+        if let Some(overlap) = &mut self.overlap {
+            // SAFETY: `combined` is left alone until `finish`, and the model does not write
+            // a part of the gradient again once it has announced it final.
+            unsafe { overlap.begin(&mut self.combined) };
+            let stats = self.model.loss_and_grad_layered(
+                &self.params,
+                x,
+                y,
+                &mut self.grad,
+                &mut |start, tail| overlap.ready(start, tail),
+            );
+            self.clock.enter(step, Phase::Allreduce)?;
+            let finished = overlap.finish();
+            let combined = Combined {
+                traffic: finished.traffic,
+                overlapped_s: finished.overlapped_s,
+            };
+            return Ok((stats, combined));
+        }
+        let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
+        self.clock.enter(step, Phase::Allreduce)?;
+        let traffic = self
+            .allreduce
+            .allreduce_sum(world, &self.grad, &mut self.combined);
+        Ok((stats, Combined::exposed(traffic)))
     }
 
     /// Fails if the allreduce result holds NaN or Inf. Every rank holds the same bits of it,

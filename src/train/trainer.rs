@@ -10,9 +10,11 @@
 
 use std::sync::Arc;
 
+use super::reproducible::ExactGradient;
 use super::setup::LocalData;
 use super::step::Schedule;
 use crate::clock::PhaseClock;
+use crate::comm::overlap::Overlap;
 use crate::comm::{Allreduce, Comm};
 use crate::interrupt::{Signals, Vote};
 use crate::model::{self, BatchStats, Model};
@@ -43,6 +45,10 @@ pub struct Trainer<'a, F: Real> {
     pub combined: Vec<F>,
     pub sgd: Sgd<F>,
     pub allreduce: Box<dyn Allreduce<F>>,
+    /// `--overlap`: the gradient's allreduce bucket by bucket during the backward pass.
+    pub overlap: Option<Overlap<F>>,
+    /// `--reproducible`: the gradient of fixed blocks of rows, summed exactly.
+    pub exact: Option<ExactGradient>,
     pub clock: PhaseClock<'a>,
     pub record: StepRecord,
     /// Seconds of each epoch's evaluation on this rank.
@@ -81,6 +87,9 @@ impl<'a, F: Real> Trainer<'a, F> {
             l2: config.l2,
             warmup_steps,
         };
+        let exact = config
+            .reproducible
+            .then(|| ExactGradient::new(config.allreduce, n));
         Self {
             config,
             comm,
@@ -94,6 +103,8 @@ impl<'a, F: Real> Trainer<'a, F> {
             params,
             sgd: Sgd::new(sgd, n),
             allreduce: config.allreduce.build::<F>(n),
+            overlap: None,
+            exact,
             clock: PhaseClock::new(comm, config.faults, progress),
             record: StepRecord::new(config.epochs * steps_per_epoch),
             eval_s: Vec::with_capacity(config.epochs),
@@ -105,6 +116,22 @@ impl<'a, F: Real> Trainer<'a, F> {
             signals,
             vote: Vote::new(),
         }
+    }
+
+    /// Collective (it duplicates the communicator): with `--overlap`, makes the bucketed
+    /// allreduce; fails where it would need MPI_THREAD_MULTIPLE and `thread_multiple` is false.
+    pub fn start_overlap(&mut self, thread_multiple: bool) -> anyhow::Result<()> {
+        if let Some(bucket_bytes) = self.config.overlap {
+            let overlap = Overlap::new(
+                self.comm.world(),
+                self.config.allreduce,
+                self.params.len(),
+                bucket_bytes,
+                thread_multiple,
+            )?;
+            self.overlap = Some(overlap);
+        }
+        Ok(())
     }
 
     /// Continues from a checkpoint's state.
