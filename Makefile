@@ -136,13 +136,14 @@ lint: deps
 	$(CARGO) test --release --test layers
 
 # Open MPI (the default): mpi-sgd against its NumPy and mpi4py peers, the allreduce
-# algorithms, the data path. MPI=mpich: the two families side by side (both are built; the
+# algorithms, the data path, the step's modes (--overlap, --reproducible). MPI=mpich: the two families side by side (both are built; the
 # mpi4py peer is built for Open MPI, so the training comparison stays there).
 bench: build venv
 ifeq ($(MPI),openmpi)
 	bash bench/run.sh
 	bash bench/allreduce.sh
 	bash bench/data.sh
+	bash bench/step_modes.sh
 else
 	$(MAKE) deps MPI=openmpi
 	bash bench/families.sh

@@ -5,6 +5,13 @@ As every rank leaves the previous step's allreduce together, rank i's arrival is
 time, and its wait at step t is max_j compute[t, j] - compute[t, i] (at most its allreduce
 time); the rest of its allreduce time is transfer. Load balance (POP) = mean over ranks of
 compute time / max over ranks; imbalance, its inverse, = max / mean.
+
+With --overlap the gradient's allreduce runs during the backward pass: `exposed` is the
+communication a rank waited for after it (the allreduce phase), `overlapped` the time some of
+it was in flight behind the compute, and `in_flight_share` = overlapped / (overlapped +
+exposed), the share of the communication's duration that ran behind compute. Time in flight
+is not time saved (a bucket moves slower while the backward pass holds the core); what overlap
+saved is the allreduce of a run without it minus the exposed time of one with it.
 """
 from dataclasses import dataclass
 
@@ -21,6 +28,9 @@ class Breakdown:
     update: float
     imbalance: float  # max / mean of per-rank total compute time
     load_balance: float  # its inverse
+    exposed: float = 0.0
+    overlapped: float = 0.0
+    in_flight_share: float = 0.0
 
 
 def breakdown(run):
@@ -35,4 +45,13 @@ def breakdown(run):
         update=float(run.update.mean()),
         imbalance=float(imbalance),
         load_balance=float(1 / imbalance),
+        exposed=float(run.exposed.mean()),
+        overlapped=float(run.overlapped.mean()),
+        in_flight_share=in_flight_share(run),
     )
+
+
+def in_flight_share(run):
+    """overlapped / (overlapped + exposed), summed over steps and ranks (0 with no communication)."""
+    total = run.overlapped.sum() + run.exposed.sum()
+    return float(run.overlapped.sum() / total) if total > 0 else 0.0

@@ -114,12 +114,17 @@ def phases_section(study, out, lines):
     for k, runs in groups.items():
         b = [phases.breakdown(r) for r in runs]
         m = {name: float(np.median([getattr(x, name) for x in b])) for name in
-             ("compute", "wait", "transfer", "update", "imbalance")}
+             ("compute", "wait", "transfer", "update", "imbalance", "exposed", "overlapped",
+              "in_flight_share")}
         lines.append(f"| {k} | {m['compute'] * 1e3:.3f} | {m['wait'] * 1e3:.3f} | {m['transfer'] * 1e3:.3f} | "
                      f"{m['update'] * 1e3:.3f} | {m['imbalance']:.3f} |")
-        rows.append([k, m["compute"], m["wait"], m["transfer"], m["update"], m["imbalance"]])
+        rows.append([k, m["compute"], m["wait"], m["transfer"], m["update"], m["imbalance"],
+                     m["exposed"], m["overlapped"], m["in_flight_share"]])
         stacks.append(m)
-    write_csv(out / "phases.csv", ["ranks", "compute_s", "wait_s", "transfer_s", "update_s", "imbalance"], rows)
+    write_csv(out / "phases.csv", ["ranks", "compute_s", "wait_s", "transfer_s", "update_s", "imbalance",
+                                   "exposed_s", "overlapped_s", "in_flight_share"], rows)
+    if any(r.overlapped.any() for runs in groups.values() for r in runs):
+        overlap_table(groups, lines)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     x = np.arange(len(stacks))
     bottom = np.zeros(len(stacks))
@@ -132,6 +137,23 @@ def phases_section(study, out, lines):
     ax.legend()
     lines.append("")
     lines.append(save(fig, out, "phases"))
+
+
+def overlap_table(groups, lines):
+    """Compute, exposed communication and update per rank count, and the share of the
+    communication that was in flight behind the backward pass (--overlap)."""
+    lines.append("\n### Communication overlapped with the backward pass (ms per step, median over repeats)\n")
+    lines.append("compute includes the time the gradient's buckets were in flight (`overlapped`); "
+                 "`exposed` is the wait after the backward pass. In flight is not saved: compare "
+                 "the allreduce of a run without --overlap.\n")
+    lines.append("| p | compute | exposed communication | update | in flight behind compute | share in flight |")
+    lines.append("|---|---|---|---|---|---|")
+    for k, runs in groups.items():
+        b = [phases.breakdown(r) for r in runs]
+        m = {name: float(np.median([getattr(x, name) for x in b])) for name in
+             ("compute", "exposed", "update", "overlapped", "in_flight_share")}
+        lines.append(f"| {k} | {m['compute'] * 1e3:.3f} | {m['exposed'] * 1e3:.3f} | {m['update'] * 1e3:.3f} | "
+                     f"{m['overlapped'] * 1e3:.3f} | {m['in_flight_share']:.0%} |")
 
 
 def accuracy_section(study, out, lines):

@@ -34,6 +34,8 @@ class Run:
     allreduce: np.ndarray
     update: np.ndarray
     step: np.ndarray
+    exposed: np.ndarray  # communication waited for (the allreduce phase)
+    overlapped: np.ndarray  # communication in flight behind the backward pass (--overlap)
     bytes_sent: np.ndarray  # [steps, ranks]
     loss: float
     test_accuracy: float
@@ -70,6 +72,9 @@ def read_run(path):
             allreduce=f["timings/allreduce"][()],
             update=f["timings/update"][()],
             step=f["timings/step"][()],
+            exposed=f["timings/exposed"][()] if "timings/exposed" in f else f["timings/allreduce"][()],
+            overlapped=(f["timings/overlapped"][()] if "timings/overlapped" in f
+                        else np.zeros_like(f["timings/allreduce"][()])),
             bytes_sent=f["comm/bytes_sent"][()],
             loss=float(summary["loss"]),
             test_accuracy=float(summary["test_accuracy"]),

@@ -52,6 +52,9 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Predicted labels and class probabilities of a trained model, into an HDF5 file.
     Predict(PredictArgs),
+    /// A run file's per-step timings as a Chrome trace (opens in Perfetto and
+    /// chrome://tracing): a track per rank, a slice per phase and step.
+    Timeline(TimelineArgs),
     /// The allreduce algorithms, their schedules' cost formulas, and (with --ranks and
     /// --bytes) their alpha-beta-gamma coefficients as CSV.
     Algorithms(AlgorithmsArgs),
@@ -339,6 +342,23 @@ pub struct PredictArgs {
     /// HDF5 file to write: `label` [rows], `probability` [rows, classes].
     #[arg(long, value_name = "PRED.h5")]
     pub out: PathBuf,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `mpi-sgd timeline`.
+#[derive(Debug, Clone, Args)]
+pub struct TimelineArgs {
+    /// Run file of `mpi-sgd train`.
+    #[arg(value_name = "RUN.h5")]
+    pub run_file: PathBuf,
+    /// Trace file to write (Chrome trace event format, JSON).
+    #[arg(long, value_name = "TRACE.json")]
+    pub out: PathBuf,
+    /// Only steps A to B-1 (counted from 0, as the run file's rows); `A..` to the end.
+    #[arg(long, value_name = "A..B")]
+    pub steps: Option<String>,
     /// Overwrite --out if it exists.
     #[arg(long)]
     pub force: bool,

@@ -37,6 +37,7 @@ mod record;
 mod runfile;
 mod settings;
 mod simd;
+mod timeline;
 mod train;
 mod vmath;
 mod waiting;
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
             Ok(settings) => predict(start, settings),
             Err(error) => usage_error(start, &error),
         },
+        Command::Timeline(args) => without_mpi(timeline::run(&args)),
         Command::Algorithms(args) => without_mpi(algorithms::run(&args)),
     }
 }

@@ -161,7 +161,12 @@ impl BatchPlan {
 
     /// The most rows `rank` has in any one batch (the size of its work buffers).
     pub fn max_local_batch(&self, rank: usize) -> usize {
-        self.share(self.batch, rank).len()
+        let last = self.batch_rows(self.steps_per_epoch() - 1).len();
+        // In blocks, a short last batch can give a rank more rows than a full one (batch 5
+        // in blocks of 2 on 2 ranks: 4 + 1 rows; a last batch of 4: 2 + 2).
+        self.share(self.batch, rank)
+            .len()
+            .max(self.share(last, rank).len())
     }
 
     /// `rank`'s rows as a file reader selects them: the same block of every full batch (one

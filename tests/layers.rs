@@ -12,7 +12,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("entry", &["main"]),
     (
         "commands",
-        &["train", "bench", "inference", "convert", "algorithms"],
+        &[
+            "train",
+            "bench",
+            "inference",
+            "convert",
+            "algorithms",
+            "timeline",
+        ],
     ),
     ("files", &["runfile"]),
     ("measurement", &["clock", "record", "provenance"]),
@@ -39,6 +46,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "memory",
             "launcher",
             "waiting",
+            "exact",
         ],
     ),
 ];

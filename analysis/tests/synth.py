@@ -6,9 +6,10 @@ from analysis import commmodel
 
 
 def write_run(path, ranks, wall_s, steps=20, config=None, compute_per_rank=None, allreduce=0.001,
-              samples_per_rank=0, accuracy=0.99, interrupted=False):
+              samples_per_rank=0, accuracy=0.99, interrupted=False, overlapped=0.0):
     """A run file of `ranks` ranks taking `wall_s`; rank r computes compute_per_rank[r] seconds
-    per step (default equal shares of 0.01 s)."""
+    per step (default equal shares of 0.01 s), with `overlapped` seconds of communication in
+    flight behind it (--overlap)."""
     if compute_per_rank is None:
         compute_per_rank = np.full(ranks, 0.01 / ranks)
     compute = np.tile(np.asarray(compute_per_rank, dtype=float), (steps, 1))
@@ -29,6 +30,7 @@ def write_run(path, ranks, wall_s, steps=20, config=None, compute_per_rank=None,
         t = f.create_group("timings")
         t["compute"], t["allreduce"], t["update"] = compute, allreduce_t, update
         t["step"] = compute + allreduce_t + update
+        t["exposed"], t["overlapped"] = allreduce_t, np.full((steps, ranks), float(overlapped))
         f["comm/bytes_sent"] = np.full((steps, ranks), 168, dtype=np.uint64)
         f["model/params"] = np.zeros(21)
         s = f.create_group("summary")

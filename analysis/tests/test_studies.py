@@ -87,3 +87,22 @@ def test_weak_study_gets_gustafson(tmp_path):
     assert "Gustafson serial fraction" in report
     for name in ("scaled_speedup", "phases", "accuracy"):
         assert (tmp_path / f"{name}.png").exists() and (tmp_path / f"{name}.svg").exists()
+
+
+def test_overlapped_runs_get_the_exposed_and_in_flight_table(tmp_path):
+    # 1 ms exposed, 3 ms in flight behind compute: 75 % of the communication's time in flight.
+    write_run(tmp_path / "p1.h5", 1, 1.0, allreduce=0.001, overlapped=0.003)
+    write_run(tmp_path / "p2.h5", 2, 0.6, allreduce=0.001, overlapped=0.003)
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "exposed communication" in report and "| 2 |" in report
+    assert "75%" in report
+    header = (tmp_path / "phases.csv").read_text().splitlines()[0]
+    assert header.endswith("exposed_s,overlapped_s,in_flight_share")
+
+
+def test_runs_without_overlap_have_no_overlap_table(tmp_path):
+    write_run(tmp_path / "p1.h5", 1, 1.0)
+    write_run(tmp_path / "p2.h5", 2, 0.6)
+    assert main(["report", str(tmp_path)]) == 0
+    assert "in flight behind compute" not in (tmp_path / "report.md").read_text()

@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod saved;
+pub mod times;
 
 use std::path::Path;
 

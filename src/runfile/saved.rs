@@ -22,18 +22,18 @@ pub struct SavedModel<F> {
     pub scaling: Option<Standardizer>,
 }
 
-/// Opens `path` as a run file, or says why it is not one.
-fn open_run_file(path: &Path) -> anyhow::Result<hdf5::File> {
+/// Opens `path` (given as `option`) as a run file, or says why it is not one.
+pub(super) fn open_run_file(option: &str, path: &Path) -> anyhow::Result<hdf5::File> {
     let shown = path.display();
     let not_run_file = || {
         usage(format!(
-            "--model {shown}: not a run file of `mpi-sgd train`"
+            "{option} {shown}: not a run file of `mpi-sgd train`"
         ))
     };
     if !path.is_file() {
-        return Err(usage(format!("--model {shown}: no such file")));
+        return Err(usage(format!("{option} {shown}: no such file")));
     }
-    require_utf8_name("--model", path)?;
+    require_utf8_name(option, path)?;
     let file = hdf5::File::open(path).map_err(|_| not_run_file())?;
     let format = read_text_attr(&file, "format").map_err(|_| not_run_file())?;
     if format != FORMAT || !file.link_exists("model/params") {
@@ -44,7 +44,7 @@ fn open_run_file(path: &Path) -> anyhow::Result<hdf5::File> {
 
 /// The type the parameters were trained and stored in.
 pub fn stored_dtype(path: &Path) -> anyhow::Result<Dtype> {
-    let file = open_run_file(path)?;
+    let file = open_run_file("--model", path)?;
     let params = file.dataset("model/params")?;
     Ok(match read_text_attr(&params, "dtype")?.as_str() {
         "f32" => Dtype::F32,
@@ -54,7 +54,7 @@ pub fn stored_dtype(path: &Path) -> anyhow::Result<Dtype> {
 
 impl<F: Real> SavedModel<F> {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let file = open_run_file(path)?;
+        let file = open_run_file("--model", path)?;
         let config = file.group("config")?;
         let kind =
             ModelKind::from_name(&read_text_attr(&config, "model")?).unwrap_or(ModelKind::Mlp);

@@ -112,7 +112,7 @@ mod tests {
                 Ok(())
             }
             Command::Predict(args) => PredictSettings::from_args(args).map(drop),
-            Command::Algorithms(_) => Ok(()),
+            Command::Algorithms(_) | Command::Timeline(_) => Ok(()),
         };
     }
 
