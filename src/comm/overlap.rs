@@ -150,6 +150,7 @@ impl<F: Real + Send> Overlap<F> {
         let end = self.started_from.expect("ready between begin and finish");
         debug_assert_eq!(start + tail.len(), self.len);
         if start == 0 || end - start >= self.bucket_elements.max(1) {
+            // SAFETY: `start` < `len`, the length of the buffer `begin` was given.
             let recv = unsafe { self.recv.add(start) };
             self.launch(&tail[..end - start], recv, start);
             self.started_from = Some(start);
