@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -15,14 +14,6 @@ fn timeline(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("the binary runs")
-}
-
-fn column(path: &Path, group: &str, name: &str) -> ndarray::Array2<f64> {
-    let file = hdf5::File::open(path).unwrap();
-    file.dataset(&format!("{group}/{name}"))
-        .unwrap()
-        .read_2d()
-        .unwrap()
 }
 
 /// The "X" slices named `name` on rank `rank`'s track, in order.
@@ -66,10 +57,10 @@ fn the_trace_has_a_track_per_rank_and_the_run_files_durations() {
     ]));
     let json: Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).expect("JSON");
     let events = json["traceEvents"].as_array().unwrap();
-    let compute = column(&run, "timings", "compute");
-    let exposed = column(&run, "timings", "exposed");
-    let hidden = column(&run, "timings", "overlapped");
-    let eval = column(&run, "timings", "eval");
+    let compute = read_table(&run, "timings/compute");
+    let exposed = read_table(&run, "timings/exposed");
+    let hidden = read_table(&run, "timings/overlapped");
+    let eval = read_table(&run, "timings/eval");
     for rank in 0..3u64 {
         let named = events
             .iter()

@@ -36,12 +36,22 @@ use super::{Algorithm, Allreduce, Traffic};
 use crate::real::Real;
 use crate::waiting;
 
-/// What one step's overlapped allreduce sent and how much of it the compute hid.
+/// What one step's allreduce sent and how long it ran behind the compute.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Finished {
     pub traffic: Traffic,
     /// Seconds the buckets were in flight while the backward pass still computed.
     pub overlapped_s: f64,
+}
+
+impl Finished {
+    /// An allreduce that ran after the compute: nothing of it hidden.
+    pub fn after_compute(traffic: Traffic) -> Self {
+        Self {
+            traffic,
+            overlapped_s: 0.0,
+        }
+    }
 }
 
 /// A bucket: elements `start..end` of the gradient, when it was started and when it was seen

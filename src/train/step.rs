@@ -14,7 +14,7 @@
 //! inside a step: no allocation, no I/O, no logging.
 
 use super::trainer::Trainer;
-use crate::comm::Traffic;
+use crate::comm::overlap::Finished;
 use crate::model::BatchStats;
 use crate::phase::Phase;
 use crate::real::Real;
@@ -34,23 +34,6 @@ impl Combine {
         match self {
             Combine::Gradient => "gradient",
             Combine::Parameters => "parameters",
-        }
-    }
-}
-
-/// What a step's combination sent and how long it ran behind the compute.
-#[derive(Debug, Clone, Copy, Default)]
-struct Combined {
-    traffic: Traffic,
-    overlapped_s: f64,
-}
-
-impl Combined {
-    /// A combination that ran after the compute, all of it exposed.
-    fn exposed(traffic: Traffic) -> Self {
-        Self {
-            traffic,
-            overlapped_s: 0.0,
         }
     }
 }
@@ -102,7 +85,7 @@ impl<F: Real> Trainer<'_, F> {
             _ => {
                 let (x, y) = batch;
                 let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
-                (stats, Combined::default())
+                (stats, Finished::default())
             }
         };
         self.clock.enter(step, Phase::Update)?;
@@ -147,7 +130,7 @@ impl<F: Real> Trainer<'_, F> {
         &mut self,
         step: usize,
         (x, y): (ArrayView2<F>, &[u32]),
-    ) -> anyhow::Result<(BatchStats, Combined)> {
+    ) -> anyhow::Result<(BatchStats, Finished)> {
         let world = self.comm.world();
         if let Some(exact) = &mut self.exact {
             let grain = self.plan.grain();
@@ -160,7 +143,7 @@ impl<F: Real> Trainer<'_, F> {
             );
             self.clock.enter(step, Phase::Allreduce)?;
             let traffic = exact.combine(world, &mut self.combined);
-            return Ok((stats, Combined::exposed(traffic)));
+            return Ok((stats, Finished::after_compute(traffic)));
         }
         if let Some(overlap) = &mut self.overlap {
             // SAFETY: `combined` is left alone until `finish`, and the model does not write
@@ -174,19 +157,14 @@ impl<F: Real> Trainer<'_, F> {
                 &mut |start, tail| overlap.ready(start, tail),
             );
             self.clock.enter(step, Phase::Allreduce)?;
-            let finished = overlap.finish();
-            let combined = Combined {
-                traffic: finished.traffic,
-                overlapped_s: finished.overlapped_s,
-            };
-            return Ok((stats, combined));
+            return Ok((stats, overlap.finish()));
         }
         let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
         self.clock.enter(step, Phase::Allreduce)?;
         let traffic = self
             .allreduce
             .allreduce_sum(world, &self.grad, &mut self.combined);
-        Ok((stats, Combined::exposed(traffic)))
+        Ok((stats, Finished::after_compute(traffic)))
     }
 
     /// Fails if the allreduce result holds NaN or Inf. Every rank holds the same bits of it,

@@ -220,6 +220,12 @@ pub fn read_params(path: &Path) -> Vec<f64> {
         .unwrap()
 }
 
+/// The [rows, columns] float dataset `name` of an HDF5 file (a run file's step columns).
+pub fn read_table(path: &Path, name: &str) -> ndarray::Array2<f64> {
+    let file = hdf5::File::open(path).expect("run file opens");
+    file.dataset(name).unwrap().read_2d().unwrap()
+}
+
 /// The allreduce algorithms the binary registers (`mpi-sgd algorithms`), in its order.
 pub fn algorithms() -> Vec<String> {
     let output = Command::new(BINARY)
