@@ -44,8 +44,9 @@ impl<'a> PhaseClock<'a> {
     }
 
     /// Closes the current phase and enters `phase` of `step` (0-based): the timing, the
-    /// watchdog's progress and the fault check in one call.
-    pub fn enter(&mut self, step: usize, phase: Phase) -> anyhow::Result<()> {
+    /// watchdog's progress and the fault check in one call. Returns the `MPI_Wtime` of the
+    /// boundary, for a caller whose own timings must fit the phase just closed.
+    pub fn enter(&mut self, step: usize, phase: Phase) -> anyhow::Result<f64> {
         let now = mpi::time();
         self.close(now);
         self.step = step;
@@ -56,7 +57,7 @@ impl<'a> PhaseClock<'a> {
         self.current = Some((phase, now));
         match self.faults.check(self.comm.rank(), phase, Some(step)) {
             Err(error) if phase.inside_step() => self.comm.abort(&error),
-            checked => checked,
+            checked => checked.map(|()| now),
         }
     }
 

@@ -227,9 +227,10 @@ impl<F: Real + Send> Overlap<F> {
     }
 
     /// Waits for every bucket of the step (the exposed communication) and returns what they
-    /// sent and how long they ran behind the compute, which ended when this was called.
-    pub fn finish(&mut self) -> Finished {
-        let compute_end = mpi::time();
+    /// sent and how long they ran behind the compute, which ended at `compute_end` (the
+    /// `MPI_Wtime` that closed the compute phase, so the hidden time fits inside it even when
+    /// this rank is descheduled between the two).
+    pub fn finish(&mut self, compute_end: f64) -> Finished {
         assert_eq!(
             self.started_from.take(),
             Some(0),

@@ -156,8 +156,8 @@ impl<F: Real> Trainer<'_, F> {
                 &mut self.grad,
                 &mut |start, tail| overlap.ready(start, tail),
             );
-            self.clock.enter(step, Phase::Allreduce)?;
-            return Ok((stats, overlap.finish()));
+            let compute_end = self.clock.enter(step, Phase::Allreduce)?;
+            return Ok((stats, overlap.finish(compute_end)));
         }
         let stats = self.model.loss_and_grad(&self.params, x, y, &mut self.grad);
         self.clock.enter(step, Phase::Allreduce)?;
