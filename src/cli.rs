@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::comm::{self, Algorithm, ALGORITHMS};
 use crate::data::spec::{DatasetNames, Split};
 use crate::fault::{FailAt, FailMode};
-use crate::kinds::{Dtype, ModelKind, TextFormat};
+use crate::kinds::{Dtype, LrDecay, ModelKind, OptimizerKind, TextFormat};
 use crate::waiting::Waiting;
 
 #[derive(Debug, Parser)]
@@ -158,6 +158,30 @@ pub struct TrainArgs {
         value_name = "X"
     )]
     pub l2: f64,
+    /// The update rule.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    pub optimizer: OptimizerKind,
+    /// Adam(W): decay of the first moment [default: 0.9].
+    #[arg(long, allow_negative_numbers = true, value_name = "B")]
+    pub beta1: Option<f64>,
+    /// Adam(W): decay of the second moment [default: 0.999].
+    #[arg(long, allow_negative_numbers = true, value_name = "B")]
+    pub beta2: Option<f64>,
+    /// Adam(W): added to the root of the second moment [default: 1e-8].
+    #[arg(long, allow_negative_numbers = true, value_name = "X")]
+    pub eps: Option<f64>,
+    /// AdamW: decoupled weight decay, w -= lr * X * w each step [default: 0.01].
+    #[arg(long, allow_negative_numbers = true, value_name = "X")]
+    pub weight_decay: Option<f64>,
+    /// How the learning rate falls after the warm-up.
+    #[arg(long, value_enum, default_value_t = LrDecay::Constant)]
+    pub lr_schedule: LrDecay,
+    /// --lr-schedule step: epochs between decays [default: a third of --epochs, at least 1].
+    #[arg(long, allow_negative_numbers = true, value_name = "E")]
+    pub lr_step_epochs: Option<usize>,
+    /// --lr-schedule step: the factor of each decay [default: 0.1].
+    #[arg(long, allow_negative_numbers = true, value_name = "G")]
+    pub lr_gamma: Option<f64>,
     /// Epochs of linear learning-rate warm-up (may be fractional).
     #[arg(
         long,

@@ -33,6 +33,48 @@ impl ModelKind {
     }
 }
 
+/// The update rule (`--optimizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerKind {
+    /// SGD with momentum and L2.
+    Sgd,
+    /// Adam, with L2 added to the gradient.
+    Adam,
+    /// Adam with decoupled weight decay.
+    Adamw,
+}
+
+impl OptimizerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Adamw => "adamw",
+        }
+    }
+}
+
+/// How the learning rate falls after the warm-up (`--lr-schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LrDecay {
+    /// The same rate throughout.
+    Constant,
+    /// Half a cosine, from the rate to 0 at the last step.
+    Cosine,
+    /// Multiplied by --lr-gamma every --lr-step-epochs epochs.
+    Step,
+}
+
+impl LrDecay {
+    pub fn name(self) -> &'static str {
+        match self {
+            LrDecay::Constant => "constant",
+            LrDecay::Cosine => "cosine",
+            LrDecay::Step => "step",
+        }
+    }
+}
+
 /// The floating-point type of data, parameters and gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Dtype {

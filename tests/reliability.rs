@@ -352,6 +352,24 @@ fn a_checkpoint_from_another_configuration_is_refused_naming_the_difference() {
         "{}",
         stderr(&other_ranks)
     );
+    // A checkpoint of an older format is named as such, not as a broken file.
+    {
+        let file = hdf5::File::open_rw(&checkpoint).unwrap();
+        file.delete_attr("format").unwrap();
+        let old: hdf5::types::VarLenUnicode = "mpi-sgd-checkpoint/1".parse().unwrap();
+        file.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("format")
+            .unwrap()
+            .write_scalar(&old)
+            .unwrap();
+    }
+    let older = mpirun(2, &refs[..refs.len() - 2]);
+    assert_eq!(older.status.code(), Some(2));
+    assert!(
+        stderr(&older).contains("format mpi-sgd-checkpoint/1, written by another version"),
+        "{}",
+        stderr(&older)
+    );
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! ```text
 //! /config (attrs)           the resolved options; `hash` identifies the configuration
 //! next_step, elapsed_s      where to continue; training seconds so far
-//! params, velocity [P, n]   parameters and momentum of every rank
+//! params [P, n]            parameters of every rank
+//! optimizer_state [P, k n]  the update rule's state: SGD's velocity (k = 1), Adam's moments (2)
 //! seen [P, 3]               the current epoch's loss / correct / rows sums so far
 //! steps/* [next_step, P]    the step record so far (timings, bytes, messages, loss)
 //! eval_s [epochs done, P]   evaluation seconds; metrics/* [epochs done]
@@ -39,13 +40,13 @@ use crate::real::Real;
 use crate::record::{gather_columns, EpochMetrics, GatheredSteps, History, StepRecord};
 use crate::settings::Setting;
 
-pub const FORMAT: &str = "mpi-sgd-checkpoint/1";
+pub const FORMAT: &str = "mpi-sgd-checkpoint/2";
 
 /// One rank's training state at a step boundary, plus what all ranks share.
 pub struct TrainingState<F> {
     pub next_step: usize,
     pub params: Vec<F>,
-    pub velocity: Vec<F>,
+    pub optimizer_state: Vec<F>,
     pub seen: BatchStats,
     /// The record of steps `0..next_step`, and the evaluation seconds of finished epochs.
     pub record: StepRecord,
@@ -68,12 +69,12 @@ pub fn write<F: Real>(
         comm.gather(values)
             .map(|all| Array2::from_shape_vec((comm.size(), values.len()), all).expect("P x n"))
     };
-    let (params, velocity) = (rows(&state.params), rows(&state.velocity));
+    let (params, optimizer_state) = (rows(&state.params), rows(&state.optimizer_state));
     let seen = comm.gather(&[state.seen.loss_sum, state.seen.correct, state.seen.rows]);
     let steps = state.record.gather(comm, state.next_step);
     let eval_s = gather_columns(comm, &state.eval_s);
-    let (Some(params), Some(velocity), Some(seen), Some(steps), Some(eval_s)) =
-        (params, velocity, seen, steps, eval_s)
+    let (Some(params), Some(optimizer_state), Some(seen), Some(steps), Some(eval_s)) =
+        (params, optimizer_state, seen, steps, eval_s)
     else {
         return comm.agree(Ok(()));
     };
@@ -86,7 +87,7 @@ pub fn write<F: Real>(
         scalar_attr(file, "next_step", &(state.next_step as u64))?;
         scalar_attr(file, "elapsed_s", &state.elapsed_s)?;
         table_dataset(file, "params", &params)?;
-        table_dataset(file, "velocity", &velocity)?;
+        table_dataset(file, "optimizer_state", &optimizer_state)?;
         let seen = Array2::from_shape_vec((comm.size(), 3), seen).expect("P x 3");
         table_dataset(file, "seen", &seen)?;
         table_dataset(file, "eval_s", &eval_s)?;
@@ -135,7 +136,7 @@ pub fn read<F: Real>(
     Ok(TrainingState {
         next_step: file.attr("next_step")?.read_scalar::<u64>()? as usize,
         params: row("params").with_context(context)?,
-        velocity: row("velocity").with_context(context)?,
+        optimizer_state: row("optimizer_state").with_context(context)?,
         seen: BatchStats {
             loss_sum: seen[0],
             correct: seen[1],
@@ -164,10 +165,17 @@ fn open_matching(
         return Err(usage(format!("--resume {shown}: no such file")));
     }
     require_utf8_name("--resume", path)?;
-    let file = hdf5::File::open(path)
-        .ok()
-        .filter(|f| read_text_attr(f, "format").is_ok_and(|t| t == FORMAT))
-        .ok_or_else(|| usage(format!("--resume {shown}: not a checkpoint of mpi-sgd")))?;
+    let file = hdf5::File::open(path).ok();
+    let format = file.as_ref().and_then(|f| read_text_attr(f, "format").ok());
+    let file = match (file, format) {
+        (Some(file), Some(format)) if format == FORMAT => file,
+        (_, Some(format)) if format.starts_with("mpi-sgd-checkpoint/") => {
+            return Err(usage(format!(
+                "--resume {shown}: a checkpoint of format {format}, written by another version of mpi-sgd; this one reads {FORMAT}: resume with the version that wrote it"
+            )))
+        }
+        _ => return Err(usage(format!("--resume {shown}: not a checkpoint of mpi-sgd"))),
+    };
     if file.attr("hash")?.read_scalar::<u64>()? == hash {
         return Ok(file);
     }

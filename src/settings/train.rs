@@ -16,7 +16,9 @@ use crate::data::DataShape;
 use crate::errors::usage;
 use crate::fault::Faults;
 use crate::h5;
-use crate::kinds::{Dtype, ModelKind};
+use crate::kinds::{Dtype, LrDecay, ModelKind, OptimizerKind};
+use crate::optim::schedule::LrSchedule;
+use crate::optim::Rule;
 
 /// Validated settings of a training run. The data's sizes are final only once the data source
 /// has been opened ([`crate::data::DataShape`]); here they are what the user asked for.
@@ -32,9 +34,20 @@ pub struct TrainSettings {
     pub batch: usize,
     pub batch_per_rank: Option<usize>,
     pub lr: f64,
+    pub optimizer: OptimizerKind,
     pub momentum: f64,
     pub l2: f64,
+    /// Adam(W)'s moment decays and epsilon (resolved defaults also for SGD, which ignores them).
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// AdamW's decoupled weight decay (0 for the others).
+    pub weight_decay: f64,
     pub warmup_epochs: f64,
+    pub lr_schedule: LrDecay,
+    /// `step`: epochs between decays, and the factor of each (resolved for every schedule).
+    pub lr_step_epochs: usize,
+    pub lr_gamma: f64,
     pub allreduce: &'static Algorithm,
     /// `None`: gradient averaging every step; `Some(k)`: parameter averaging every k steps
     /// (0: at the end only).
@@ -68,6 +81,8 @@ const DEFAULT_TEST_SAMPLES: usize = 10_000;
 /// a `Duration` and the timers hold (1e20 s would not be).
 const MAX_SECONDS: f64 = 1e9;
 const DEFAULT_CLASSES: usize = 10;
+/// AdamW's weight decay when none is given (PyTorch's default).
+const DEFAULT_WEIGHT_DECAY: f64 = 0.01;
 /// With `--reproducible` and no `--block-rows`, a batch is cut into at most this many blocks:
 /// enough for 64 busy ranks, few enough that each block's gradient is a GEMM of many rows.
 pub const REPRODUCIBLE_BLOCKS: usize = 64;
@@ -116,9 +131,20 @@ impl TrainSettings {
             batch: args.batch,
             batch_per_rank: args.batch_per_rank,
             lr: args.lr,
+            optimizer: args.optimizer,
             momentum: args.momentum,
             l2: args.l2,
+            beta1: args.beta1.unwrap_or(0.9),
+            beta2: args.beta2.unwrap_or(0.999),
+            eps: args.eps.unwrap_or(1e-8),
+            weight_decay: args.weight_decay.unwrap_or(match args.optimizer {
+                OptimizerKind::Adamw => DEFAULT_WEIGHT_DECAY,
+                _ => 0.0,
+            }),
             warmup_epochs: args.warmup_epochs,
+            lr_schedule: args.lr_schedule,
+            lr_step_epochs: args.lr_step_epochs.unwrap_or((args.epochs / 3).max(1)),
+            lr_gamma: args.lr_gamma.unwrap_or(0.1),
             allreduce: args.allreduce,
             average_every: args.average_every,
             overlap: args.overlap.then_some(args.bucket_bytes.unwrap_or(0)),
@@ -167,6 +193,38 @@ impl TrainSettings {
         }
     }
 
+    /// The update rule with its numbers.
+    pub fn rule(&self) -> Rule {
+        match self.optimizer {
+            OptimizerKind::Sgd => Rule::Sgd {
+                momentum: self.momentum,
+                l2: self.l2,
+            },
+            kind => Rule::Adam {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay: match kind {
+                    OptimizerKind::Adamw => self.weight_decay,
+                    _ => self.l2,
+                },
+                decoupled: kind == OptimizerKind::Adamw,
+            },
+        }
+    }
+
+    /// The learning rate's course over a run of `epochs` x `steps_per_epoch` steps.
+    pub fn schedule(&self, steps_per_epoch: usize) -> LrSchedule {
+        LrSchedule {
+            lr: self.lr,
+            warmup_steps: (self.warmup_epochs * steps_per_epoch as f64).round() as usize,
+            decay: self.lr_schedule,
+            total_steps: self.epochs * steps_per_epoch,
+            step_every: self.lr_step_epochs * steps_per_epoch,
+            gamma: self.lr_gamma,
+        }
+    }
+
     /// Layer widths of the softmax/MLP network: [features, hidden..., classes].
     pub fn widths(&self, shape: &DataShape) -> Vec<usize> {
         let mut widths = vec![shape.features];
@@ -205,9 +263,17 @@ impl TrainSettings {
                 Int(self.batch_per_rank.unwrap_or(0) as u64),
             ),
             ("lr", Float(self.lr)),
+            ("optimizer", Text(self.optimizer.name().into())),
             ("momentum", Float(self.momentum)),
             ("l2", Float(self.l2)),
+            ("beta1", Float(self.beta1)),
+            ("beta2", Float(self.beta2)),
+            ("eps", Float(self.eps)),
+            ("weight_decay", Float(self.weight_decay)),
             ("warmup_epochs", Float(self.warmup_epochs)),
+            ("lr_schedule", Text(self.lr_schedule.name().into())),
+            ("lr_step_epochs", Int(self.lr_step_epochs as u64)),
+            ("lr_gamma", Float(self.lr_gamma)),
             ("allreduce", Text(self.allreduce.name.into())),
             (
                 "average_every",
@@ -346,11 +412,88 @@ fn check_optimizer(args: &TrainArgs) -> anyhow::Result<()> {
             )));
         }
     }
+    check_rule(args)?;
+    check_schedule(args)?;
     if !(0.0..=MAX_SECONDS).contains(&args.stall_timeout) {
         return Err(usage(format!(
             "--stall-timeout {}: must be a number of seconds in [0, {MAX_SECONDS:e}] (0: off)",
             shown(args.stall_timeout)
         )));
+    }
+    Ok(())
+}
+
+/// Each rule's own options, with that rule only.
+fn check_rule(args: &TrainArgs) -> anyhow::Result<()> {
+    let adam = args.optimizer != OptimizerKind::Sgd;
+    let given = |value: Option<f64>| value.is_some();
+    if !adam {
+        for (name, value) in [
+            ("--beta1", args.beta1),
+            ("--beta2", args.beta2),
+            ("--eps", args.eps),
+        ] {
+            if given(value) {
+                return Err(usage(format!(
+                    "{name} applies to --optimizer adam or adamw, not sgd"
+                )));
+            }
+        }
+    }
+    if adam && args.momentum != 0.0 {
+        return Err(usage(format!(
+            "--momentum applies to --optimizer sgd; {}'s momentum is --beta1",
+            args.optimizer.name()
+        )));
+    }
+    if given(args.weight_decay) && args.optimizer != OptimizerKind::Adamw {
+        return Err(usage(format!(
+            "--weight-decay (decoupled) applies to --optimizer adamw; with {} use --l2",
+            args.optimizer.name()
+        )));
+    }
+    if args.optimizer == OptimizerKind::Adamw && args.l2 != 0.0 {
+        return Err(usage(
+            "--l2 with --optimizer adamw: AdamW decays the weights apart from the gradient; use --weight-decay",
+        ));
+    }
+    for (name, value) in [("--beta1", args.beta1), ("--beta2", args.beta2)] {
+        if let Some(beta) = value.filter(|b| !(0.0..1.0).contains(b)) {
+            return Err(usage(format!("{name} {beta}: must be in [0, 1)")));
+        }
+    }
+    if let Some(eps) = args.eps.filter(|e| !(e.is_finite() && *e > 0.0)) {
+        return Err(usage(format!(
+            "--eps {eps}: must be a positive finite number"
+        )));
+    }
+    if let Some(wd) = args
+        .weight_decay
+        .filter(|wd| !(wd.is_finite() && *wd >= 0.0 && args.lr * wd < 1.0))
+    {
+        return Err(usage(format!(
+            "--weight-decay {wd}: must be >= 0 with --lr times it below 1 (each step keeps 1 - lr * wd of the weights)"
+        )));
+    }
+    Ok(())
+}
+
+/// The step decay's options, with `--lr-schedule step` only.
+fn check_schedule(args: &TrainArgs) -> anyhow::Result<()> {
+    let step = args.lr_schedule == LrDecay::Step;
+    for (name, given) in [
+        ("--lr-step-epochs", args.lr_step_epochs.is_some()),
+        ("--lr-gamma", args.lr_gamma.is_some()),
+    ] {
+        if given && !step {
+            return Err(usage(format!("{name} applies to --lr-schedule step")));
+        }
+    }
+    if args.lr_step_epochs == Some(0) {
+        return Err(usage("--lr-step-epochs must be at least 1"));
+    }
+    if let Some(gamma) = args.lr_gamma.filter(|g| !(*g > 0.0 && *g <= 1.0)) {
+        return Err(usage(format!("--lr-gamma {gamma}: must be in (0, 1]")));
     }
     Ok(())
 }
@@ -481,6 +624,19 @@ mod tests {
             ("--lr -1", "--lr"),
             ("--lr nan", "--lr"),
             ("--momentum 1", "--momentum"),
+            ("--optimizer adam --momentum 0.9", "--beta1"),
+            ("--beta1 0.9", "adam"),
+            ("--optimizer adam --beta2 1", "--beta2"),
+            ("--optimizer adam --eps 0", "--eps"),
+            ("--optimizer adam --weight-decay 0.1", "--l2"),
+            ("--optimizer adamw --l2 0.1", "--weight-decay"),
+            (
+                "--optimizer adamw --lr 1 --weight-decay 2",
+                "--weight-decay",
+            ),
+            ("--lr-gamma 0.5", "--lr-schedule step"),
+            ("--lr-schedule step --lr-step-epochs 0", "--lr-step-epochs"),
+            ("--lr-schedule step --lr-gamma 0", "--lr-gamma"),
             ("--model softmax --classes 1", "--classes"),
             ("--classes 3", "binary"),
             ("--hidden 4", "--hidden"),

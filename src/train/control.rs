@@ -78,7 +78,7 @@ impl<F: Real> Trainer<'_, F> {
         let state = TrainingState {
             next_step: self.next_step,
             params: self.params.clone(),
-            velocity: self.sgd.velocity.clone(),
+            optimizer_state: self.optimizer.state.clone(),
             seen: self.seen,
             record: self.record.clone(),
             eval_s: self.eval_s.clone(),

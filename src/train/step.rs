@@ -93,10 +93,11 @@ impl<F: Real> Trainer<'_, F> {
             Some(Combine::Gradient) => {
                 self.check_finite(step, Combine::Gradient)?;
                 let rows = self.plan.batch_rows(s).len();
-                self.sgd.step(step, &mut self.params, &self.combined, rows);
+                self.optimizer
+                    .step(step, &mut self.params, &self.combined, rows);
             }
             _ => {
-                self.sgd
+                self.optimizer
                     .step(step, &mut self.params, &self.grad, local_rows.max(1));
             }
         }

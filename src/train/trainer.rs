@@ -18,7 +18,7 @@ use crate::comm::overlap::Overlap;
 use crate::comm::{Allreduce, Comm};
 use crate::interrupt::{Signals, Vote};
 use crate::model::{self, BatchStats, Model};
-use crate::optim::{Sgd, SgdSettings};
+use crate::optim::Optimizer;
 use crate::partition::BatchPlan;
 use crate::real::Real;
 use crate::record::{EpochMetrics, History, StepRecord};
@@ -43,7 +43,7 @@ pub struct Trainer<'a, F: Real> {
     /// The allreduce result: the gradient summed over the global batch, or with local SGD
     /// the parameters summed over ranks.
     pub combined: Vec<F>,
-    pub sgd: Sgd<F>,
+    pub optimizer: Optimizer<F>,
     pub allreduce: Box<dyn Allreduce<F>>,
     /// `--overlap`: the gradient's allreduce bucket by bucket during the backward pass.
     pub overlap: Option<Overlap<F>>,
@@ -80,13 +80,6 @@ impl<'a, F: Real> Trainer<'a, F> {
         model.init_params(&mut params, config.seed);
         let n = params.len();
         let steps_per_epoch = plan.steps_per_epoch();
-        let warmup_steps = (config.warmup_epochs * steps_per_epoch as f64).round() as usize;
-        let sgd = SgdSettings {
-            lr: config.lr,
-            momentum: config.momentum,
-            l2: config.l2,
-            warmup_steps,
-        };
         let exact = config
             .reproducible
             .then(|| ExactGradient::new(config.allreduce, n));
@@ -101,7 +94,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             grad: vec![F::zero(); n],
             combined: vec![F::zero(); n],
             params,
-            sgd: Sgd::new(sgd, n),
+            optimizer: Optimizer::new(config.rule(), config.schedule(steps_per_epoch), n),
             allreduce: config.allreduce.build::<F>(n),
             overlap: None,
             exact,
@@ -138,7 +131,7 @@ impl<'a, F: Real> Trainer<'a, F> {
     pub fn restore(&mut self, state: TrainingState<F>) {
         self.next_step = state.next_step;
         self.params = state.params;
-        self.sgd.velocity = state.velocity;
+        self.optimizer.state = state.optimizer_state;
         self.seen = state.seen;
         self.record = state.record;
         self.eval_s = state.eval_s;
