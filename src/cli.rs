@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::comm::{self, Algorithm, ALGORITHMS};
 use crate::data::spec::{DatasetNames, Split};
 use crate::fault::{FailAt, FailMode};
-use crate::kinds::{Dtype, LrDecay, ModelKind, OptimizerKind, TextFormat};
+use crate::kinds::{Dtype, InputFormat, LrDecay, ModelKind, OptimizerKind};
 use crate::waiting::Waiting;
 
 #[derive(Debug, Parser)]
@@ -46,7 +46,7 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Measure and check the allreduce algorithms over a sweep of message sizes (OSU style).
     BenchAllreduce(BenchArgs),
-    /// Convert a CSV or LIBSVM text file into an HDF5 data file for `train --data`.
+    /// Convert a CSV, LIBSVM or IDX (MNIST) file into an HDF5 data file for `train --data`.
     Convert(ConvertArgs),
     /// Loss, accuracy and confusion matrix of a trained model on a data file.
     Evaluate(EvaluateArgs),
@@ -293,13 +293,24 @@ pub struct BenchArgs {
 /// Options of `mpi-sgd convert`.
 #[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// Text file to convert (CSV or LIBSVM/svmlight).
+    /// File to convert: CSV, LIBSVM/svmlight, or IDX images (MNIST's
+    /// train-images-idx3-ubyte, gzipped or not).
     pub input: PathBuf,
     /// HDF5 file to write.
     pub output: PathBuf,
-    /// Input format [default: libsvm for .svm/.libsvm/.svmlight, csv otherwise].
+    /// Input format [default: libsvm for .svm/.libsvm/.svmlight, idx for names with "idx"
+    /// in them (train-images-idx3-ubyte.gz), csv otherwise].
     #[arg(long, value_enum)]
-    pub format: Option<TextFormat>,
+    pub format: Option<InputFormat>,
+    /// IDX: the labels of INPUT's images (train-labels-idx1-ubyte).
+    #[arg(long, value_name = "PATH")]
+    pub labels: Option<PathBuf>,
+    /// IDX: test images, written to X_test (t10k-images-idx3-ubyte).
+    #[arg(long, value_name = "PATH", requires = "test_labels")]
+    pub test_images: Option<PathBuf>,
+    /// IDX: the test images' labels, written to y_test (t10k-labels-idx1-ubyte).
+    #[arg(long, value_name = "PATH", requires = "test_images")]
+    pub test_labels: Option<PathBuf>,
     /// CSV field delimiter, one character [default: tab for .tsv, comma otherwise].
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<char>,

@@ -98,18 +98,21 @@ impl Dtype {
     }
 }
 
-/// A text format `convert` reads.
+/// A format `convert` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TextFormat {
+pub enum InputFormat {
     Csv,
     Libsvm,
+    /// MNIST's IDX files (images and labels, unsigned bytes), gzipped or not.
+    Idx,
 }
 
-impl TextFormat {
+impl InputFormat {
     pub fn name(self) -> &'static str {
         match self {
-            TextFormat::Csv => "csv",
-            TextFormat::Libsvm => "libsvm",
+            InputFormat::Csv => "csv",
+            InputFormat::Libsvm => "libsvm",
+            InputFormat::Idx => "idx",
         }
     }
 }

@@ -413,3 +413,120 @@ fn a_line_longer_than_the_memory_allows_is_refused_not_grown() {
         std::fs::remove_file(&input).unwrap();
     }
 }
+
+/// IDX bytes (MNIST's format): unsigned bytes of these sizes.
+fn idx(sizes: &[u32], values: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0x08, sizes.len() as u8];
+    for size in sizes {
+        bytes.extend(size.to_be_bytes());
+    }
+    bytes.extend(values);
+    bytes
+}
+
+/// `count` 8x8 images of digits-like classes 0..9: noise, and a bright band where the class is.
+fn mnist_like(count: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let labels: Vec<u8> = (0..count).map(|i| (i % 10) as u8).collect();
+    let mut pixels = Vec::with_capacity(count * 64);
+    for &label in &labels {
+        let band = 6 * label as usize..6 * label as usize + 6;
+        pixels.extend((0..64).map(|p| match band.contains(&p) {
+            true => 200 + rng.random_range(0..56u8),
+            false => rng.random_range(0..60u8),
+        }));
+    }
+    (pixels, labels)
+}
+
+/// MNIST's four files, the training pair gzipped as distributed, the test pair not: the
+/// format is found from the names, pixels are scaled to [0, 1], the test files become
+/// X_test/y_test, and an MLP trains on the result.
+#[test]
+fn mnist_idx_files_convert_and_train() {
+    let dir = scratch("convert_idx");
+    let gzip = |bytes: &[u8]| {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    };
+    let (train_x, train_y) = mnist_like(500, 1);
+    let (test_x, test_y) = mnist_like(100, 2);
+    let files = [
+        (
+            "train-images-idx3-ubyte.gz",
+            gzip(&idx(&[500, 8, 8], &train_x)),
+        ),
+        ("train-labels-idx1-ubyte.gz", gzip(&idx(&[500], &train_y))),
+        ("t10k-images-idx3-ubyte", idx(&[100, 8, 8], &test_x)),
+        ("t10k-labels-idx1-ubyte", idx(&[100], &test_y)),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let at = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let out = dir.join("mnist.h5");
+    let output = convert(&[
+        &at(files[0].0),
+        path_str(&out),
+        "--labels",
+        &at(files[1].0),
+        "--test-images",
+        &at(files[2].0),
+        "--test-labels",
+        &at(files[3].0),
+    ]);
+    assert_success(&output);
+    let x = read_2d(&out, "X");
+    assert_eq!(x.dim(), (500, 64));
+    assert_eq!(x[[3, 20]], f64::from(train_x[3 * 64 + 20]) / 255.0);
+    assert_eq!(
+        read::<u32>(&out, "y"),
+        train_y.iter().map(|&l| u32::from(l)).collect::<Vec<_>>()
+    );
+    assert_eq!(read_2d(&out, "X_test").dim(), (100, 64));
+    assert_eq!(read::<u32>(&out, "y_test")[..3], [0, 1, 2]);
+
+    let trained = mpirun(
+        2,
+        &[
+            "train",
+            "--data",
+            path_str(&out),
+            "--model",
+            "mlp",
+            "--hidden",
+            "32",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--batch",
+            "50",
+            "--epochs",
+            "5",
+        ],
+    );
+    assert_success(&trained);
+    let accuracy: f64 = summary(&trained)
+        .into_iter()
+        .find(|(k, _)| k == "test_accuracy")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    assert!(accuracy > 0.9, "test accuracy {accuracy}");
+
+    // The labels of other images are refused, naming both files; nothing is written.
+    let other = dir.join("other.h5");
+    let refused = convert(&[
+        &at(files[0].0),
+        path_str(&other),
+        "--labels",
+        &at(files[3].0),
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("500 images and"));
+    assert!(!other.exists());
+}

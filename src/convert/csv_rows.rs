@@ -132,6 +132,7 @@ impl TextReader for CsvFile {
             features: self.names.len() - 1,
             labels: labels.into_iter().collect(),
             feature_names,
+            test_rows: None,
         })
     }
 

@@ -99,6 +99,7 @@ impl TextReader for LibsvmFile {
             features,
             labels: labels.into_iter().collect(),
             feature_names: None,
+            test_rows: None,
         })
     }
 

@@ -1,5 +1,5 @@
-//! `mpi-sgd convert INPUT OUTPUT.h5`: CSV or LIBSVM text into the HDF5 layout `train --data`
-//! reads (`X`, `y`, optionally `X_test`, `y_test`; see [`crate::data::file`]).
+//! `mpi-sgd convert INPUT OUTPUT.h5`: CSV or LIBSVM text, or MNIST's IDX files, into the HDF5
+//! layout `train --data` reads (`X`, `y`, optionally `X_test`, `y_test`; see [`crate::data::file`]).
 //!
 //! Streaming, so files larger than memory convert:
 //!
@@ -17,6 +17,7 @@
 //! Not a reader for training (`data::file` reads what this writes).
 
 mod csv_rows;
+mod idx;
 mod libsvm;
 
 use std::collections::BTreeSet;
@@ -36,7 +37,7 @@ use crate::data::file::LABEL_VALUES;
 use crate::errors::{usage, ReportedElsewhere};
 use crate::h5;
 use crate::interrupt::{Interrupted, Signals};
-use crate::kinds::{Dtype, TextFormat};
+use crate::kinds::{Dtype, InputFormat};
 use crate::memory;
 use crate::settings::ConvertSettings;
 
@@ -56,6 +57,9 @@ pub struct Scan {
     pub labels: Vec<i64>,
     /// CSV header names of the feature columns.
     pub feature_names: Option<Vec<String>>,
+    /// Rows at the end that are test rows by the input's own split (IDX test files); `None`:
+    /// `--test-fraction` decides.
+    pub test_rows: Option<usize>,
 }
 
 /// One parsed row: `features` dense, `label` as written in the input.
@@ -93,8 +97,9 @@ fn convert(args: &ConvertSettings, signals: &Signals) -> anyhow::Result<()> {
     let format = args.format;
     let begin = std::time::Instant::now();
     let reader: Box<dyn TextReader> = match format {
-        TextFormat::Csv => Box::new(csv_rows::CsvFile::new(args, signals)?),
-        TextFormat::Libsvm => Box::new(libsvm::LibsvmFile::new(args, signals)),
+        InputFormat::Csv => Box::new(csv_rows::CsvFile::new(args, signals)?),
+        InputFormat::Libsvm => Box::new(libsvm::LibsvmFile::new(args, signals)),
+        InputFormat::Idx => Box::new(idx::IdxFiles::new(args, signals)),
     };
     let scan = reader.scan()?;
     let shown = args.input.display();
@@ -106,7 +111,9 @@ fn convert(args: &ConvertSettings, signals: &Signals) -> anyhow::Result<()> {
             "{shown}: the label column has more than {MAX_CLASSES} distinct values; labels must be classes (pick another column with --label-column)"
         )));
     }
-    let test_rows = (scan.rows as f64 * args.test_fraction).round() as usize;
+    let test_rows = scan
+        .test_rows
+        .unwrap_or((scan.rows as f64 * args.test_fraction).round() as usize);
     if test_rows == scan.rows {
         return Err(usage(format!(
             "--test-fraction {}: leaves no training rows of {}",
@@ -245,7 +252,11 @@ impl Destination {
                 rows => Some(pair("X_test", "y_test", rows)?),
             },
             train_rows: layout.train_rows,
-            block: Array2::zeros((BLOCK_ROWS, layout.features)),
+            // No larger than the data: a few very wide rows need no block of BLOCK_ROWS.
+            block: Array2::zeros((
+                BLOCK_ROWS.min(layout.train_rows + layout.test_rows),
+                layout.features,
+            )),
             labels: Vec::with_capacity(BLOCK_ROWS),
             start: 0,
         })
@@ -325,7 +336,7 @@ fn labels_dataset(
 fn write_metadata(
     file: &hdf5::File,
     args: &ConvertSettings,
-    format: TextFormat,
+    format: InputFormat,
     scan: &Scan,
 ) -> anyhow::Result<()> {
     h5::dataset(file, LABEL_VALUES, &scan.labels)?;
@@ -452,6 +463,17 @@ mod tests {
         #[test]
         fn fuzz_libsvm_never_panics(text in "[0-9: +\\-.e#qidnaf\n]{0,200}") {
             converts_or_refuses(text.as_bytes(), "fuzz.svm", &[]);
+        }
+
+        #[test]
+        fn fuzz_idx_never_panics(
+            header in proptest::collection::vec(0u8..4, 0..16),
+            pixels in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let labels = scratch().join("labels-idx1");
+            fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 2, 3, 5]).unwrap();
+            let images = [&[0, 0, 8][..], &header, &pixels].concat();
+            converts_or_refuses(&images, "images-idx3", &["--labels", labels.to_str().unwrap()]);
         }
 
         #[test]

@@ -6,13 +6,16 @@ use std::path::{Path, PathBuf};
 use crate::cli::ConvertArgs;
 use crate::errors::usage;
 use crate::h5;
-use crate::kinds::{Dtype, TextFormat};
+use crate::kinds::{Dtype, InputFormat};
 
 #[derive(Debug, Clone)]
 pub struct ConvertSettings {
     pub input: PathBuf,
     pub output: PathBuf,
-    pub format: TextFormat,
+    pub format: InputFormat,
+    /// IDX: the labels file, and the test images and labels (`X_test`, `y_test`).
+    pub labels: Option<PathBuf>,
+    pub test: Option<(PathBuf, PathBuf)>,
     /// CSV field delimiter, one ASCII byte.
     pub delimiter: u8,
     /// The CSV's first line is a header (`Some(true)`), data (`Some(false)`), or decided by
@@ -43,10 +46,18 @@ impl ConvertSettings {
                 args.compression
             )));
         }
-        h5::refuse_output_over_input("OUTPUT", &args.output, &[("INPUT", &args.input)])?;
+        let format = args.format.unwrap_or_else(|| format_of(&args.input));
+        check_idx(&args, format)?;
+        let mut inputs = vec![("INPUT", args.input.as_path())];
+        inputs.extend(args.labels.as_deref().map(|p| ("--labels", p)));
+        inputs.extend(args.test_images.as_deref().map(|p| ("--test-images", p)));
+        inputs.extend(args.test_labels.as_deref().map(|p| ("--test-labels", p)));
+        h5::refuse_output_over_input("OUTPUT", &args.output, &inputs)?;
         Ok(Self {
-            format: args.format.unwrap_or_else(|| format_of(&args.input)),
+            format,
             delimiter: delimiter(&args)?,
+            test: args.test_images.zip(args.test_labels),
+            labels: args.labels,
             header: match (args.header, args.no_header) {
                 (true, _) => Some(true),
                 (_, true) => Some(false),
@@ -66,15 +77,43 @@ impl ConvertSettings {
     }
 }
 
-/// LIBSVM for `.svm`, `.libsvm` and `.svmlight` files, CSV otherwise.
-fn format_of(input: &Path) -> TextFormat {
+/// LIBSVM for `.svm`, `.libsvm` and `.svmlight` files, IDX for names with `idx` in them (as
+/// MNIST's are), CSV otherwise.
+fn format_of(input: &Path) -> InputFormat {
     let extension = input
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase());
+    let idx = input
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().to_lowercase().contains("idx"));
     match extension.as_deref() {
-        Some("svm" | "libsvm" | "svmlight") => TextFormat::Libsvm,
-        _ => TextFormat::Csv,
+        Some("svm" | "libsvm" | "svmlight") => InputFormat::Libsvm,
+        _ if idx => InputFormat::Idx,
+        _ => InputFormat::Csv,
     }
+}
+
+/// IDX images need their labels; the IDX options go with IDX input only; a test set from files
+/// is not also cut from the rows or shuffled into them.
+fn check_idx(args: &ConvertArgs, format: InputFormat) -> anyhow::Result<()> {
+    let idx = format == InputFormat::Idx;
+    if idx && args.labels.is_none() {
+        return Err(usage(
+            "IDX images need their labels: add --labels train-labels-idx1-ubyte (and for a test set --test-images, --test-labels)",
+        ));
+    }
+    if !idx && (args.labels.is_some() || args.test_images.is_some()) {
+        return Err(usage(format!(
+            "--labels, --test-images and --test-labels apply to IDX input, not {} (use --format idx if INPUT is IDX)",
+            format.name()
+        )));
+    }
+    if args.test_images.is_some() && (args.test_fraction > 0.0 || args.shuffle) {
+        return Err(usage(
+            "--test-images gives the test rows; leave out --test-fraction and --shuffle",
+        ));
+    }
+    Ok(())
 }
 
 /// `--delimiter`, or tab for `.tsv` files and comma otherwise.
@@ -108,6 +147,9 @@ mod tests {
             input: input.clone(),
             output,
             format: None,
+            labels: None,
+            test_images: None,
+            test_labels: None,
             delimiter: None,
             header: false,
             no_header: false,
@@ -124,6 +166,44 @@ mod tests {
         assert!(refused.is::<crate::errors::UsageError>());
         assert!(refused.to_string().contains("INPUT"), "{refused}");
         assert!(ConvertSettings::from_args(args(dir.join("rows.h5"))).is_ok());
+        let labels = ConvertArgs {
+            format: Some(InputFormat::Idx),
+            labels: Some(dir.join("labels-idx1-ubyte")),
+            ..args(dir.join("images.h5"))
+        };
+        let refused = ConvertSettings::from_args(ConvertArgs {
+            output: dir.join("labels-idx1-ubyte"),
+            ..labels.clone()
+        });
+        assert!(refused.unwrap_err().to_string().contains("--labels"));
+        for (args, needle) in [
+            (
+                ConvertArgs {
+                    labels: None,
+                    ..labels.clone()
+                },
+                "need their labels",
+            ),
+            (
+                ConvertArgs {
+                    format: None,
+                    ..labels.clone()
+                },
+                "apply to IDX input",
+            ),
+            (
+                ConvertArgs {
+                    test_images: Some(dir.join("t")),
+                    test_labels: Some(dir.join("tl")),
+                    test_fraction: 0.1,
+                    ..labels.clone()
+                },
+                "--test-fraction",
+            ),
+        ] {
+            let refused = ConvertSettings::from_args(args).unwrap_err().to_string();
+            assert!(refused.contains(needle), "{needle}: {refused}");
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 }
