@@ -146,7 +146,7 @@ impl TextReader for IdxFiles {
             let count = images.sizes[0];
             // The sizes are checked against the data, so that no buffer is sized by a header
             // alone (a corrupt one could ask for any amount of memory).
-            let pixels = (count as u64).checked_mul(width as u64).unwrap_or(u64::MAX);
+            let pixels = (count as u64).saturating_mul(width as u64);
             self.read_exactly(images, pixels, &set.0, |_| ())?;
             self.read_exactly(label_file, count as u64, &set.1, |chunk| {
                 labels.extend(chunk.iter().map(|&b| i64::from(b)))
