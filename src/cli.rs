@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::comm::{self, Algorithm, ALGORITHMS};
 use crate::data::spec::{DatasetNames, Split};
 use crate::fault::{FailAt, FailMode};
-use crate::kinds::{Dtype, InputFormat, LrDecay, ModelKind, OptimizerKind};
+use crate::kinds::{Dtype, InputFormat, LrDecay, ModelKind, OptimizerKind, TrainingAlgorithm};
 use crate::waiting::Waiting;
 
 #[derive(Debug, Parser)]
@@ -193,10 +193,18 @@ pub struct TrainArgs {
     /// Allreduce algorithm that combines the gradients.
     #[arg(long, default_value = "mpi", value_parser = algorithm_parser())]
     pub allreduce: &'static Algorithm,
+    /// How the ranks train together: synchronous SGD, or Elastic Averaging SGD.
+    #[arg(long, value_enum, default_value_t = TrainingAlgorithm::Sync)]
+    pub algorithm: TrainingAlgorithm,
     /// Local SGD: each rank steps on its own rows and the parameters are averaged across ranks
     /// every K steps (0: once, at the end). Without it, gradients are averaged every step.
+    /// With --algorithm easgd: the steps between elastic updates [default: 1].
     #[arg(long, value_name = "K")]
     pub average_every: Option<usize>,
+    /// EASGD: how far each local model moves toward the centre at an elastic update; the
+    /// centre moves ranks x A toward the local models' mean [default: 0.9 / ranks].
+    #[arg(long, allow_negative_numbers = true, value_name = "A")]
+    pub elastic_alpha: Option<f64>,
     /// Allreduce the MLP's gradient layer by layer while the backward pass computes the layers
     /// below (nonblocking MPI_Iallreduce for mpi; a communication thread for the others).
     #[arg(long)]

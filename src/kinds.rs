@@ -54,6 +54,24 @@ impl OptimizerKind {
     }
 }
 
+/// How the ranks train together (`--algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainingAlgorithm {
+    /// Synchronous SGD: the gradient is averaged every step (local SGD with --average-every).
+    Sync,
+    /// Elastic Averaging SGD: local models pulled toward a centre every --average-every steps.
+    Easgd,
+}
+
+impl TrainingAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainingAlgorithm::Sync => "sync",
+            TrainingAlgorithm::Easgd => "easgd",
+        }
+    }
+}
+
 /// How the learning rate falls after the warm-up (`--lr-schedule`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LrDecay {

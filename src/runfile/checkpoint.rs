@@ -11,6 +11,7 @@
 //! next_step, elapsed_s      where to continue; training seconds so far
 //! params [P, n]            parameters of every rank
 //! optimizer_state [P, k n]  the update rule's state: SGD's velocity (k = 1), Adam's moments (2)
+//! centre [P, n]             EASGD's centre (the same on every rank; only with easgd)
 //! seen [P, 3]               the current epoch's loss / correct / rows sums so far
 //! steps/* [next_step, P]    the step record so far (timings, bytes, messages, loss)
 //! eval_s [epochs done, P]   evaluation seconds; metrics/* [epochs done]
@@ -47,6 +48,8 @@ pub struct TrainingState<F> {
     pub next_step: usize,
     pub params: Vec<F>,
     pub optimizer_state: Vec<F>,
+    /// EASGD's centre; empty for the other algorithms.
+    pub centre: Vec<F>,
     pub seen: BatchStats,
     /// The record of steps `0..next_step`, and the evaluation seconds of finished epochs.
     pub record: StepRecord,
@@ -70,6 +73,8 @@ pub fn write<F: Real>(
             .map(|all| Array2::from_shape_vec((comm.size(), values.len()), all).expect("P x n"))
     };
     let (params, optimizer_state) = (rows(&state.params), rows(&state.optimizer_state));
+    // Every rank has a centre or none (the same algorithm), so all take part or none.
+    let centre = (!state.centre.is_empty()).then(|| rows(&state.centre));
     let seen = comm.gather(&[state.seen.loss_sum, state.seen.correct, state.seen.rows]);
     let steps = state.record.gather(comm, state.next_step);
     let eval_s = gather_columns(comm, &state.eval_s);
@@ -88,6 +93,9 @@ pub fn write<F: Real>(
         scalar_attr(file, "elapsed_s", &state.elapsed_s)?;
         table_dataset(file, "params", &params)?;
         table_dataset(file, "optimizer_state", &optimizer_state)?;
+        if let Some(Some(centre)) = &centre {
+            table_dataset(file, "centre", centre)?;
+        }
         let seen = Array2::from_shape_vec((comm.size(), 3), seen).expect("P x 3");
         table_dataset(file, "seen", &seen)?;
         table_dataset(file, "eval_s", &eval_s)?;
@@ -137,6 +145,10 @@ pub fn read<F: Real>(
         next_step: file.attr("next_step")?.read_scalar::<u64>()? as usize,
         params: row("params").with_context(context)?,
         optimizer_state: row("optimizer_state").with_context(context)?,
+        centre: match file.link_exists("centre") {
+            true => row("centre").with_context(context)?,
+            false => Vec::new(),
+        },
         seen: BatchStats {
             loss_sum: seen[0],
             correct: seen[1],

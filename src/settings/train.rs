@@ -16,7 +16,7 @@ use crate::data::DataShape;
 use crate::errors::usage;
 use crate::fault::Faults;
 use crate::h5;
-use crate::kinds::{Dtype, LrDecay, ModelKind, OptimizerKind};
+use crate::kinds::{Dtype, LrDecay, ModelKind, OptimizerKind, TrainingAlgorithm};
 use crate::optim::schedule::LrSchedule;
 use crate::optim::Rule;
 
@@ -49,9 +49,12 @@ pub struct TrainSettings {
     pub lr_step_epochs: usize,
     pub lr_gamma: f64,
     pub allreduce: &'static Algorithm,
-    /// `None`: gradient averaging every step; `Some(k)`: parameter averaging every k steps
-    /// (0: at the end only).
+    pub algorithm: TrainingAlgorithm,
+    /// Sync: `None`, gradient averaging every step; `Some(k)`, parameter averaging every k
+    /// steps (0: at the end only). EASGD: the steps between elastic updates.
     pub average_every: Option<usize>,
+    /// EASGD's moving rate; `None`: [`EASGD_BETA`] / ranks.
+    pub elastic_alpha: Option<f64>,
     /// `Some(bytes)`: the gradient is allreduced in buckets of at least `bytes` (0: one per
     /// layer) during the backward pass.
     pub overlap: Option<usize>,
@@ -81,6 +84,9 @@ const DEFAULT_TEST_SAMPLES: usize = 10_000;
 /// a `Duration` and the timers hold (1e20 s would not be).
 const MAX_SECONDS: f64 = 1e9;
 const DEFAULT_CLASSES: usize = 10;
+/// EASGD's centre moves this far toward the local models' mean at each elastic update when
+/// `--elastic-alpha` is not given (the setting beta = 0.9 of Zhang, Choromanska and LeCun).
+pub const EASGD_BETA: f64 = 0.9;
 /// AdamW's weight decay when none is given (PyTorch's default).
 const DEFAULT_WEIGHT_DECAY: f64 = 0.01;
 /// With `--reproducible` and no `--block-rows`, a batch is cut into at most this many blocks:
@@ -89,16 +95,30 @@ pub const REPRODUCIBLE_BLOCKS: usize = 64;
 
 /// Options that do not go together, each refused with the reason.
 fn check_combination(args: &TrainArgs) -> anyhow::Result<()> {
-    if args.average_every.is_some() && (args.reproducible || args.overlap) {
+    let easgd = args.algorithm == TrainingAlgorithm::Easgd;
+    if args.elastic_alpha.is_some() && !easgd {
+        return Err(usage("--elastic-alpha applies to --algorithm easgd"));
+    }
+    if let Some(alpha) = args.elastic_alpha.filter(|a| !(*a > 0.0 && *a <= 1.0)) {
+        return Err(usage(format!(
+            "--elastic-alpha {alpha}: must be in (0, 1], and at most 1 / ranks"
+        )));
+    }
+    if easgd && args.average_every == Some(0) {
+        return Err(usage(
+            "--average-every 0 with --algorithm easgd: the elastic update needs a period of at least 1 step",
+        ));
+    }
+    if (args.average_every.is_some() || easgd) && (args.reproducible || args.overlap) {
         let option = if args.reproducible {
             "--reproducible"
         } else {
             "--overlap"
         };
         return Err(usage(format!(
-            "{option} applies to gradient averaging; with --average-every (local SGD) each rank's \
-             model depends on its own rows, and the parameters are combined after the update; \
-             leave out one of the two"
+            "{option} applies to gradient averaging; with --average-every (local SGD) or --algorithm \
+             easgd each rank's model depends on its own rows, and the parameters are combined \
+             after the update; leave out one of the two"
         )));
     }
     if args.block_rows == Some(0) {
@@ -146,7 +166,12 @@ impl TrainSettings {
             lr_step_epochs: args.lr_step_epochs.unwrap_or((args.epochs / 3).max(1)),
             lr_gamma: args.lr_gamma.unwrap_or(0.1),
             allreduce: args.allreduce,
-            average_every: args.average_every,
+            algorithm: args.algorithm,
+            average_every: match args.algorithm {
+                TrainingAlgorithm::Easgd => Some(args.average_every.unwrap_or(1)),
+                TrainingAlgorithm::Sync => args.average_every,
+            },
+            elastic_alpha: args.elastic_alpha,
             overlap: args.overlap.then_some(args.bucket_bytes.unwrap_or(0)),
             reproducible: args.reproducible,
             block_rows: args.block_rows,
@@ -190,6 +215,14 @@ impl TrainSettings {
                 .block_rows
                 .unwrap_or(batch.div_ceil(REPRODUCIBLE_BLOCKS)),
             false => 1,
+        }
+    }
+
+    /// EASGD's moving rate on `ranks` ranks (0 for the other algorithms).
+    pub fn elastic_alpha(&self, ranks: usize) -> f64 {
+        match self.algorithm {
+            TrainingAlgorithm::Easgd => self.elastic_alpha.unwrap_or(EASGD_BETA / ranks as f64),
+            TrainingAlgorithm::Sync => 0.0,
         }
     }
 
@@ -275,6 +308,8 @@ impl TrainSettings {
             ("lr_step_epochs", Int(self.lr_step_epochs as u64)),
             ("lr_gamma", Float(self.lr_gamma)),
             ("allreduce", Text(self.allreduce.name.into())),
+            ("algorithm", Text(self.algorithm.name().into())),
+            ("elastic_alpha", Float(self.elastic_alpha(ranks))),
             (
                 "average_every",
                 Text(self.average_every.map_or("off".into(), |k| k.to_string())),

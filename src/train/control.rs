@@ -79,6 +79,10 @@ impl<F: Real> Trainer<'_, F> {
             next_step: self.next_step,
             params: self.params.clone(),
             optimizer_state: self.optimizer.state.clone(),
+            centre: self
+                .elastic
+                .as_ref()
+                .map_or(Vec::new(), |e| e.centre.clone()),
             seen: self.seen,
             record: self.record.clone(),
             eval_s: self.eval_s.clone(),
@@ -106,7 +110,9 @@ impl<F: Real> Trainer<'_, F> {
         let seen = std::mem::take(&mut self.seen);
         let eval_begin = mpi::time();
         let test = &self.data.test;
-        let tested = self.model.evaluate(&self.params, test.x.view(), &test.y);
+        // EASGD's model is the centre; the others' are the parameters.
+        let params = self.elastic.as_ref().map_or(&self.params, |e| &e.centre);
+        let tested = self.model.evaluate(params, test.x.view(), &test.y);
         self.clock.wait_for_others();
         let sums = self.comm.sum(&[
             seen.loss_sum,

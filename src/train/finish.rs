@@ -88,9 +88,11 @@ pub fn summary_line<F>(
         .map_or("-".to_string(), |p| p.display().to_string());
     let shape = &data.shape;
     format!(
-        "ranks={ranks} model={} allreduce={} dtype={} samples={} features={} batch={} epochs={} steps={} \
+        "ranks={ranks} model={} algorithm={} optimizer={} allreduce={} dtype={} samples={} features={} batch={} epochs={} steps={} \
          wall_s={:.6} samples_per_s={:.1} loss={:.6} train_accuracy={:.6} test_accuracy={:.6} out={out}",
         config.model.name(),
+        config.algorithm.name(),
+        config.optimizer.name(),
         config.allreduce.name,
         config.dtype.name(),
         shape.samples,

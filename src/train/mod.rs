@@ -14,6 +14,7 @@
 //! Not the model's arithmetic ([`crate::model`]), nor the allreduce ([`crate::comm`]).
 
 mod control;
+mod elastic;
 mod finish;
 mod reproducible;
 mod setup;
@@ -48,6 +49,15 @@ pub fn run<F: Real>(config: &TrainSettings, comm: &Comm, startup: Startup) -> an
     let plan = BatchPlan::in_blocks(shape.samples, batch, comm.size(), config.grain(batch))
         .map_err(|e| usage(e.to_string()));
     let plan = comm.agree(plan)?;
+    let alpha = config.elastic_alpha(comm.size());
+    if alpha * comm.size() as f64 > 1.0 {
+        return comm.agree(Err(usage(format!(
+            "--elastic-alpha {alpha} on {} ranks: the centre would move {} times its distance to the models' mean; use --elastic-alpha {} or less",
+            comm.size(),
+            alpha * comm.size() as f64,
+            1.0 / comm.size() as f64
+        ))));
+    }
     let hash = comm.agree(setup::same_configuration(config, &shape, comm))?;
     comm.agree(setup::check_memory::<F>(config, &shape, &plan, comm))?;
     let provenance = Provenance::collect(comm, &startup);

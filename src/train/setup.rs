@@ -12,6 +12,7 @@ use crate::data::{DataShape, Dataset, Source};
 use crate::errors::{usage, ReportedElsewhere};
 use crate::h5;
 use crate::info_root;
+use crate::kinds::TrainingAlgorithm;
 use crate::memory;
 use crate::partition::BatchPlan;
 use crate::phase::Phase;
@@ -90,11 +91,12 @@ pub fn check_memory<F: Real>(
         let layer = (pair[0] as u64 + 1).checked_mul(pair[1] as u64)?;
         sum.checked_add(layer)
     });
-    // Parameters, gradient, combined, velocity; with --reproducible two limb vectors of three
-    // f64 per parameter.
+    // Parameters, gradient, combined, the optimiser's state (one vector, Adam's two); EASGD's
+    // centre; with --reproducible two limb vectors of three f64 per parameter.
     let elem = std::mem::size_of::<F>() as u64;
     let exact_buffers = u64::from(config.reproducible) * 2 * crate::exact::LIMBS as u64 * 8 / elem;
-    let param_buffers = 4 + exact_buffers;
+    let centre = u64::from(config.algorithm == TrainingAlgorithm::Easgd);
+    let param_buffers = 3 + config.rule().state_per_param() as u64 + centre + exact_buffers;
     memory::check(
         format!("a model of widths {widths:?} (--hidden, --classes, --features)"),
         memory::bytes_of(

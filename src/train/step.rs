@@ -5,16 +5,18 @@
 //! combine   what the schedule says for this step:
 //!             gradient averaging: allreduce(grad) -> combined, before the update
 //!             local SGD:          nothing, or allreduce(params) / P after the update
+//!             EASGD:              nothing, or allreduce(params) -> the elastic update
 //! update    the optimiser's step, identical on every rank (the same combined bits)
 //! ```
 //! The gradient's combination comes in three forms (`gradient_sum`): after the backward pass
 //! (the default), overlapped with it (`--overlap`), or exact (`--reproducible`).
-//! Gradient averaging and local SGD (`--average-every K`) are two [`Schedule`]s of this one
+//! Gradient averaging, local SGD (`--average-every K`) and EASGD are [`Schedule`]s of this one
 //! step. Each phase boundary is one [`crate::clock::PhaseClock::enter`]; nothing else happens
 //! inside a step: no allocation, no I/O, no logging.
 
 use super::trainer::Trainer;
 use crate::comm::overlap::Finished;
+use crate::kinds::TrainingAlgorithm;
 use crate::model::BatchStats;
 use crate::phase::Phase;
 use crate::real::Real;
@@ -27,6 +29,8 @@ pub enum Combine {
     Gradient,
     /// The parameters, averaged over ranks, after the update.
     Parameters,
+    /// The parameters, summed over ranks, for the elastic update after the update.
+    Elastic,
 }
 
 impl Combine {
@@ -34,6 +38,7 @@ impl Combine {
         match self {
             Combine::Gradient => "gradient",
             Combine::Parameters => "parameters",
+            Combine::Elastic => "elastic parameters",
         }
     }
 }
@@ -46,14 +51,19 @@ pub enum Schedule {
     /// Local SGD: each rank steps on its own rows; the parameters every `every` steps (0:
     /// never) and after the last step, so the replicas end identical.
     LocalSgd { every: usize },
+    /// EASGD: each rank steps on its own rows; the elastic update every `every` steps.
+    Elastic { every: usize },
 }
 
 impl Schedule {
-    /// `--average-every`: local SGD when given.
-    pub fn from_option(average_every: Option<usize>) -> Self {
-        match average_every {
-            None => Schedule::GradientAveraging,
-            Some(every) => Schedule::LocalSgd { every },
+    /// `--algorithm` and `--average-every`: local SGD when given with sync.
+    pub fn from_settings(algorithm: TrainingAlgorithm, average_every: Option<usize>) -> Self {
+        match (algorithm, average_every) {
+            (TrainingAlgorithm::Easgd, every) => Schedule::Elastic {
+                every: every.unwrap_or(1),
+            },
+            (TrainingAlgorithm::Sync, None) => Schedule::GradientAveraging,
+            (TrainingAlgorithm::Sync, Some(every)) => Schedule::LocalSgd { every },
         }
     }
 
@@ -64,6 +74,9 @@ impl Schedule {
             Schedule::LocalSgd { every } => {
                 let due = every > 0 && (step + 1).is_multiple_of(every);
                 (due || step + 1 == total).then_some(Combine::Parameters)
+            }
+            Schedule::Elastic { every } => {
+                (step + 1).is_multiple_of(every).then_some(Combine::Elastic)
             }
         }
     }
@@ -102,16 +115,22 @@ impl<F: Real> Trainer<'_, F> {
             }
         }
         let mut traffic = combined.traffic;
-        if combine == Some(Combine::Parameters) {
+        if let Some(kind @ (Combine::Parameters | Combine::Elastic)) = combine {
             self.clock.enter(step, Phase::Allreduce)?;
             traffic =
                 self.allreduce
                     .allreduce_sum(self.comm.world(), &self.params, &mut self.combined);
-            let share = F::from_f64(1.0 / self.comm.size() as f64);
-            for (p, &sum) in self.params.iter_mut().zip(&self.combined) {
-                *p = sum * share;
+            let ranks = self.comm.size();
+            match &mut self.elastic {
+                Some(elastic) => elastic.pull(&mut self.params, &self.combined, ranks),
+                None => {
+                    let share = F::from_f64(1.0 / ranks as f64);
+                    for (p, &sum) in self.params.iter_mut().zip(&self.combined) {
+                        *p = sum * share;
+                    }
+                }
             }
-            self.check_finite(step, Combine::Parameters)?;
+            self.check_finite(step, kind)?;
         }
         let seconds = self.clock.finish_step();
         self.record.record(
@@ -196,12 +215,19 @@ mod tests {
 
     #[test]
     fn local_sgd_averages_every_k_steps_and_after_the_last() {
-        let local = Schedule::from_option(Some(3));
+        let sync = |every| Schedule::from_settings(TrainingAlgorithm::Sync, every);
+        let local = sync(Some(3));
         let averaged: Vec<usize> = (0..8).filter(|&t| local.at(t, 8).is_some()).collect();
         assert_eq!(averaged, [2, 5, 7]);
-        let once = Schedule::from_option(Some(0));
+        let once = sync(Some(0));
         assert_eq!((0..5).filter(|&t| once.at(t, 5).is_some()).count(), 1);
-        let sync = Schedule::from_option(None);
-        assert!((0..5).all(|t| sync.at(t, 5) == Some(Combine::Gradient)));
+        assert!((0..5).all(|t| sync(None).at(t, 5) == Some(Combine::Gradient)));
+        let elastic = Schedule::from_settings(TrainingAlgorithm::Easgd, Some(4));
+        let pulled: Vec<usize> = (0..10).filter(|&t| elastic.at(t, 10).is_some()).collect();
+        assert_eq!(
+            pulled,
+            [3, 7],
+            "every 4th step; the model is the centre, not the mean"
+        );
     }
 }

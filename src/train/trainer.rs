@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use super::elastic::Elastic;
 use super::reproducible::ExactGradient;
 use super::setup::LocalData;
 use super::step::Schedule;
@@ -17,6 +18,7 @@ use crate::clock::PhaseClock;
 use crate::comm::overlap::Overlap;
 use crate::comm::{Allreduce, Comm};
 use crate::interrupt::{Signals, Vote};
+use crate::kinds::TrainingAlgorithm;
 use crate::model::{self, BatchStats, Model};
 use crate::optim::Optimizer;
 use crate::partition::BatchPlan;
@@ -49,6 +51,8 @@ pub struct Trainer<'a, F: Real> {
     pub overlap: Option<Overlap<F>>,
     /// `--reproducible`: the gradient of fixed blocks of rows, summed exactly.
     pub exact: Option<ExactGradient>,
+    /// `--algorithm easgd`: the centre the local models are pulled toward.
+    pub elastic: Option<Elastic<F>>,
     pub clock: PhaseClock<'a>,
     pub record: StepRecord,
     /// Seconds of each epoch's evaluation on this rank.
@@ -83,13 +87,15 @@ impl<'a, F: Real> Trainer<'a, F> {
         let exact = config
             .reproducible
             .then(|| ExactGradient::new(config.allreduce, n));
+        let elastic = (config.algorithm == TrainingAlgorithm::Easgd)
+            .then(|| Elastic::new(config.elastic_alpha(comm.size()), &params));
         Self {
             config,
             comm,
             plan,
             data,
             hash,
-            schedule: Schedule::from_option(config.average_every),
+            schedule: Schedule::from_settings(config.algorithm, config.average_every),
             model,
             grad: vec![F::zero(); n],
             combined: vec![F::zero(); n],
@@ -98,6 +104,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             allreduce: config.allreduce.build::<F>(n),
             overlap: None,
             exact,
+            elastic,
             clock: PhaseClock::new(comm, config.faults, progress),
             record: StepRecord::new(config.epochs * steps_per_epoch),
             eval_s: Vec::with_capacity(config.epochs),
@@ -132,6 +139,9 @@ impl<'a, F: Real> Trainer<'a, F> {
         self.next_step = state.next_step;
         self.params = state.params;
         self.optimizer.state = state.optimizer_state;
+        if let Some(elastic) = &mut self.elastic {
+            elastic.centre = state.centre;
+        }
         self.seen = state.seen;
         self.record = state.record;
         self.eval_s = state.eval_s;
@@ -160,11 +170,21 @@ impl<'a, F: Real> Trainer<'a, F> {
             self.next_step = step + 1;
             let stop = self.control(step, loop_begin, &mut last_checkpoint)?;
             if stop.is_some() {
+                self.take_final_model();
                 return Ok(stop);
             }
         }
         self.vote.finish();
+        self.take_final_model();
         Ok(None)
+    }
+
+    /// The parameters the run file holds: EASGD's centre; the parameters themselves otherwise.
+    /// After the checkpoints, which keep the local models.
+    fn take_final_model(&mut self) {
+        if let Some(elastic) = &self.elastic {
+            self.params.copy_from_slice(&elastic.centre);
+        }
     }
 
     /// Rows of the steps taken so far (every epoch, resumed ones included).
