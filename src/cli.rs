@@ -109,9 +109,10 @@ pub struct TrainArgs {
         value_name = "P"
     )]
     pub label_noise: f64,
-    /// Passes over the training data.
+    /// Passes over the training data (fedavg: communication rounds, also --rounds).
     #[arg(
         long,
+        alias = "rounds",
         allow_negative_numbers = true,
         default_value_t = 8,
         value_name = "E"
@@ -193,7 +194,8 @@ pub struct TrainArgs {
     /// Allreduce algorithm that combines the gradients.
     #[arg(long, default_value = "mpi", value_parser = algorithm_parser())]
     pub allreduce: &'static Algorithm,
-    /// How the ranks train together: synchronous SGD, or Elastic Averaging SGD.
+    /// How the ranks train together: synchronous SGD, Elastic Averaging SGD, or federated
+    /// averaging.
     #[arg(long, value_enum, default_value_t = TrainingAlgorithm::Sync)]
     pub algorithm: TrainingAlgorithm,
     /// Local SGD: each rank steps on its own rows and the parameters are averaged across ranks
@@ -205,6 +207,21 @@ pub struct TrainArgs {
     /// centre moves ranks x A toward the local models' mean [default: 0.9 / ranks].
     #[arg(long, allow_negative_numbers = true, value_name = "A")]
     pub elastic_alpha: Option<f64>,
+    /// Fedavg: clients in all, spread over the ranks in blocks; each splits its rank's rows
+    /// [default: 100].
+    #[arg(long, allow_negative_numbers = true, value_name = "K")]
+    pub clients: Option<usize>,
+    /// Fedavg: clients drawn (seeded) to train in each round [default: 10].
+    #[arg(long, allow_negative_numbers = true, value_name = "C")]
+    pub clients_per_round: Option<usize>,
+    /// Fedavg: passes of a drawn client over its rows per round, in minibatches of --batch
+    /// rows [default: 1].
+    #[arg(long, allow_negative_numbers = true, value_name = "E")]
+    pub local_epochs: Option<usize>,
+    /// Fedavg: label skew; each class's rows on a rank are shared among its clients in
+    /// proportions drawn from Dirichlet(A) (small A: few classes per client) [default: IID].
+    #[arg(long, allow_negative_numbers = true, value_name = "A")]
+    pub non_iid: Option<f64>,
     /// Allreduce the MLP's gradient layer by layer while the backward pass computes the layers
     /// below (nonblocking MPI_Iallreduce for mpi; a communication thread for the others).
     #[arg(long)]

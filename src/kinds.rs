@@ -61,6 +61,9 @@ pub enum TrainingAlgorithm {
     Sync,
     /// Elastic Averaging SGD: local models pulled toward a centre every --average-every steps.
     Easgd,
+    /// Federated averaging: sampled clients train locally, the average of their models (by
+    /// rows) is the next round's model.
+    Fedavg,
 }
 
 impl TrainingAlgorithm {
@@ -68,6 +71,7 @@ impl TrainingAlgorithm {
         match self {
             TrainingAlgorithm::Sync => "sync",
             TrainingAlgorithm::Easgd => "easgd",
+            TrainingAlgorithm::Fedavg => "fedavg",
         }
     }
 }

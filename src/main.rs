@@ -1,4 +1,5 @@
-//! mpi-sgd: synchronous data-parallel SGD over MPI, built to measure how training scales.
+//! mpi-sgd: data-parallel training over MPI (synchronous, local and elastic SGD, federated
+//! averaging), built to measure how training scales.
 //!
 //! `main` is the table of contents: parse and validate options (before MPI starts), start MPI,
 //! run the subcommand, and turn its outcome into one message and an exit code

@@ -114,3 +114,116 @@ fn a_resumed_easgd_run_is_bit_identical_and_too_large_an_alpha_is_refused() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("--elastic-alpha 0.25 or less"), "{err}");
 }
+
+/// With one client per rank, every client drawn, one local epoch and a minibatch as large as a
+/// client's rows, a round of FedAvg is one step of full-batch gradient descent (FedSGD): the
+/// row-weighted average of w - lr g_k / n_k is w - lr g / N. So it must give synchronous SGD's
+/// model with a batch of every row, to rounding.
+#[test]
+fn fedavg_with_every_client_and_one_full_minibatch_is_full_batch_sgd() {
+    let dir = scratch("fedavg_fedsgd");
+    let common = [
+        "train",
+        "--model",
+        "softmax",
+        "--classes",
+        "4",
+        "--samples",
+        "600",
+        "--test-samples",
+        "100",
+        "--features",
+        "5",
+        "--batch",
+        "600",
+        "--epochs",
+        "6",
+        "--lr",
+        "0.5",
+    ];
+    let sync = dir.join("sync.h5");
+    let mut args = common.to_vec();
+    args.extend(["--out", sync.to_str().unwrap()]);
+    assert_success(&mpirun(1, &args));
+    for ranks in [1, 3] {
+        let fed = dir.join(format!("fed{ranks}.h5"));
+        let per_round = ranks.to_string();
+        let mut args = common.to_vec();
+        args.extend(["--algorithm", "fedavg", "--clients", &per_round]);
+        args.extend([
+            "--clients-per-round",
+            &per_round,
+            "--out",
+            fed.to_str().unwrap(),
+        ]);
+        assert_success(&mpirun(ranks, &args));
+        let (want, got) = (read_params(&sync), read_params(&fed));
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let worst = want
+            .iter()
+            .zip(&got)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst / scale < 1e-12, "{ranks} ranks: {:e}", worst / scale);
+    }
+}
+
+#[test]
+fn fedavg_learns_with_skewed_clients_and_reports_every_round() {
+    let dir = scratch("fedavg");
+    let out = dir.join("fed.h5");
+    // BLOBS without its --epochs: the rounds are given as --rounds (local minibatches of 120).
+    let at = BLOBS.iter().position(|&a| a == "--epochs").unwrap();
+    let mut args = [&BLOBS[..at], &BLOBS[at + 2..]].concat();
+    args.extend([
+        "--out",
+        out.to_str().unwrap(),
+        "--algorithm",
+        "fedavg",
+        "--clients",
+        "30",
+    ]);
+    args.extend([
+        "--clients-per-round",
+        "6",
+        "--local-epochs",
+        "2",
+        "--non-iid",
+        "0.5",
+    ]);
+    args.extend(["--rounds", "15"]);
+    let output = mpirun(3, &args);
+    assert_success(&output);
+    assert!(
+        accuracy(&output) > 0.85,
+        "test accuracy {}",
+        accuracy(&output)
+    );
+    let file = hdf5::File::open(&out).unwrap();
+    let per_round: Vec<f64> = file
+        .dataset("metrics/test_accuracy")
+        .unwrap()
+        .read_raw()
+        .unwrap();
+    assert_eq!(per_round.len(), 15, "accuracy after every round");
+    drop(file);
+    // One allreduce of the parameters per round, from every rank (drawn clients or not).
+    let bytes = bytes_sent(&out);
+    assert_eq!(bytes.dim(), (15, 3));
+    assert!(bytes.iter().all(|&b| b == bytes[[0, 0]] && b > 0));
+
+    for (extra, needle) in [
+        (
+            &["--clients", "2", "--clients-per-round", "1"][..],
+            "--clients 3 or more",
+        ),
+        (&["--overlap"], "does not apply to --algorithm fedavg"),
+        (&["--clients-per-round", "200"], "more than the --clients"),
+    ] {
+        let mut args = vec!["--algorithm", "fedavg"];
+        args.extend(extra);
+        let refused = train(3, &dir.join("refused.h5"), &args);
+        assert_eq!(refused.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+}

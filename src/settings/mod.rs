@@ -13,7 +13,7 @@ pub mod train;
 pub use bench::BenchSettings;
 pub use convert::ConvertSettings;
 pub use inference::{ModelInput, PredictSettings};
-pub use train::TrainSettings;
+pub use train::{FederatedSettings, TrainSettings};
 
 /// A value of a resolved option, as stored in the run file's `/config` attributes.
 #[derive(Debug, Clone, PartialEq)]

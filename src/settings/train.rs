@@ -20,6 +20,16 @@ use crate::kinds::{Dtype, LrDecay, ModelKind, OptimizerKind, TrainingAlgorithm};
 use crate::optim::schedule::LrSchedule;
 use crate::optim::Rule;
 
+/// Federated averaging's clients and rounds (`--algorithm fedavg`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FederatedSettings {
+    pub clients: usize,
+    pub per_round: usize,
+    pub local_epochs: usize,
+    /// Dirichlet concentration of the label skew; `None`: IID clients.
+    pub non_iid: Option<f64>,
+}
+
 /// Validated settings of a training run. The data's sizes are final only once the data source
 /// has been opened ([`crate::data::DataShape`]); here they are what the user asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +65,8 @@ pub struct TrainSettings {
     pub average_every: Option<usize>,
     /// EASGD's moving rate; `None`: [`EASGD_BETA`] / ranks.
     pub elastic_alpha: Option<f64>,
+    /// Fedavg's clients and rounds (resolved defaults for every algorithm).
+    pub federated: FederatedSettings,
     /// `Some(bytes)`: the gradient is allreduced in buckets of at least `bytes` (0: one per
     /// layer) during the backward pass.
     pub overlap: Option<usize>,
@@ -84,6 +96,9 @@ const DEFAULT_TEST_SAMPLES: usize = 10_000;
 /// a `Duration` and the timers hold (1e20 s would not be).
 const MAX_SECONDS: f64 = 1e9;
 const DEFAULT_CLASSES: usize = 10;
+/// Fedavg's clients and clients per round when not given (McMahan et al.'s 100 and C = 0.1).
+const DEFAULT_CLIENTS: usize = 100;
+const DEFAULT_CLIENTS_PER_ROUND: usize = 10;
 /// EASGD's centre moves this far toward the local models' mean at each elastic update when
 /// `--elastic-alpha` is not given (the setting beta = 0.9 of Zhang, Choromanska and LeCun).
 pub const EASGD_BETA: f64 = 0.9;
@@ -93,8 +108,62 @@ const DEFAULT_WEIGHT_DECAY: f64 = 0.01;
 /// enough for 64 busy ranks, few enough that each block's gradient is a GEMM of many rows.
 pub const REPRODUCIBLE_BLOCKS: usize = 64;
 
+/// Fedavg's options with fedavg only, and what fedavg does not combine with.
+fn check_federated(args: &TrainArgs) -> anyhow::Result<()> {
+    let fedavg = args.algorithm == TrainingAlgorithm::Fedavg;
+    let given = [
+        ("--clients", args.clients.is_some()),
+        ("--clients-per-round", args.clients_per_round.is_some()),
+        ("--local-epochs", args.local_epochs.is_some()),
+        ("--non-iid", args.non_iid.is_some()),
+    ];
+    if let Some((name, _)) = given.iter().find(|(_, given)| *given && !fedavg) {
+        return Err(usage(format!("{name} applies to --algorithm fedavg")));
+    }
+    if !fedavg {
+        return Ok(());
+    }
+    let refused = [
+        ("--average-every", args.average_every.is_some()),
+        ("--overlap", args.overlap),
+        ("--reproducible", args.reproducible),
+        (
+            "--optimizer adam/adamw",
+            args.optimizer != OptimizerKind::Sgd,
+        ),
+    ];
+    if let Some((name, _)) = refused.iter().find(|(_, given)| *given) {
+        return Err(usage(format!(
+            "{name} does not apply to --algorithm fedavg: its clients run SGD for --local-epochs over their own rows and a round ends with one weighted average"
+        )));
+    }
+    for (name, value) in [
+        ("--clients", args.clients),
+        ("--clients-per-round", args.clients_per_round),
+        ("--local-epochs", args.local_epochs),
+    ] {
+        if value == Some(0) {
+            return Err(usage(format!("{name} must be at least 1")));
+        }
+    }
+    let clients = args.clients.unwrap_or(DEFAULT_CLIENTS);
+    let per_round = args.clients_per_round.unwrap_or(DEFAULT_CLIENTS_PER_ROUND);
+    if per_round > clients {
+        return Err(usage(format!(
+            "--clients-per-round {per_round} is more than the --clients {clients}"
+        )));
+    }
+    if let Some(a) = args.non_iid.filter(|a| !(a.is_finite() && *a > 0.0)) {
+        return Err(usage(format!(
+            "--non-iid {a}: the Dirichlet concentration must be a positive number (0.1: strong skew, 100: nearly IID)"
+        )));
+    }
+    Ok(())
+}
+
 /// Options that do not go together, each refused with the reason.
 fn check_combination(args: &TrainArgs) -> anyhow::Result<()> {
+    check_federated(args)?;
     let easgd = args.algorithm == TrainingAlgorithm::Easgd;
     if args.elastic_alpha.is_some() && !easgd {
         return Err(usage("--elastic-alpha applies to --algorithm easgd"));
@@ -169,9 +238,15 @@ impl TrainSettings {
             algorithm: args.algorithm,
             average_every: match args.algorithm {
                 TrainingAlgorithm::Easgd => Some(args.average_every.unwrap_or(1)),
-                TrainingAlgorithm::Sync => args.average_every,
+                _ => args.average_every,
             },
             elastic_alpha: args.elastic_alpha,
+            federated: FederatedSettings {
+                clients: args.clients.unwrap_or(DEFAULT_CLIENTS),
+                per_round: args.clients_per_round.unwrap_or(DEFAULT_CLIENTS_PER_ROUND),
+                local_epochs: args.local_epochs.unwrap_or(1),
+                non_iid: args.non_iid,
+            },
             overlap: args.overlap.then_some(args.bucket_bytes.unwrap_or(0)),
             reproducible: args.reproducible,
             block_rows: args.block_rows,
@@ -222,7 +297,7 @@ impl TrainSettings {
     pub fn elastic_alpha(&self, ranks: usize) -> f64 {
         match self.algorithm {
             TrainingAlgorithm::Easgd => self.elastic_alpha.unwrap_or(EASGD_BETA / ranks as f64),
-            TrainingAlgorithm::Sync => 0.0,
+            _ => 0.0,
         }
     }
 
@@ -310,6 +385,17 @@ impl TrainSettings {
             ("allreduce", Text(self.allreduce.name.into())),
             ("algorithm", Text(self.algorithm.name().into())),
             ("elastic_alpha", Float(self.elastic_alpha(ranks))),
+            ("clients", Int(self.federated.clients as u64)),
+            ("clients_per_round", Int(self.federated.per_round as u64)),
+            ("local_epochs", Int(self.federated.local_epochs as u64)),
+            (
+                "non_iid",
+                Text(
+                    self.federated
+                        .non_iid
+                        .map_or("off".into(), |a| a.to_string()),
+                ),
+            ),
             (
                 "average_every",
                 Text(self.average_every.map_or("off".into(), |k| k.to_string())),
@@ -672,6 +758,13 @@ mod tests {
             ("--lr-gamma 0.5", "--lr-schedule step"),
             ("--lr-schedule step --lr-step-epochs 0", "--lr-step-epochs"),
             ("--lr-schedule step --lr-gamma 0", "--lr-gamma"),
+            ("--elastic-alpha 0.1", "--algorithm easgd"),
+            ("--algorithm easgd --elastic-alpha 2", "--elastic-alpha"),
+            ("--algorithm easgd --overlap", "--overlap"),
+            ("--clients 5", "--algorithm fedavg"),
+            ("--algorithm fedavg --average-every 2", "does not apply"),
+            ("--algorithm fedavg --local-epochs 0", "--local-epochs"),
+            ("--algorithm fedavg --non-iid 0", "--non-iid"),
             ("--model softmax --classes 1", "--classes"),
             ("--classes 3", "binary"),
             ("--hidden 4", "--hidden"),

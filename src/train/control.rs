@@ -24,11 +24,8 @@ impl<F: Real> Trainer<'_, F> {
         if every == 0 || !(step + 1).is_multiple_of(every) {
             return;
         }
-        let rows = self
-            .plan
-            .batch_rows(step % self.plan.steps_per_epoch())
-            .len() as f64;
-        let loss = self.comm.sum(&[stats.loss_sum])[0] / rows;
+        let sums = self.comm.sum(&[stats.loss_sum, stats.rows]);
+        let loss = sums[0] / sums[1];
         info_root!(self.comm, "step {}: batch loss {loss:.6}", step + 1);
     }
 
@@ -139,7 +136,7 @@ impl<F: Real> Trainer<'_, F> {
     }
 
     fn log_epoch(&self, step: usize, seen: &BatchStats, tested: &BatchStats, eval_s: f64) {
-        let spe = self.plan.steps_per_epoch();
+        let spe = self.steps_per_epoch();
         let epoch = step / spe;
         let steps_s: f64 = self.record.step_seconds()[epoch * spe..(epoch + 1) * spe]
             .iter()

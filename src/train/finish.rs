@@ -6,7 +6,6 @@
 use super::setup::LocalData;
 use super::trainer::Trainer;
 use crate::info_root;
-use crate::partition::BatchPlan;
 use crate::provenance::{Provenance, Startup};
 use crate::real::Real;
 use crate::record::{gather_columns, Summary};
@@ -21,11 +20,7 @@ pub fn write_run_file<F: Real>(
     summary: Summary,
 ) -> anyhow::Result<()> {
     let Trainer {
-        config,
-        comm,
-        plan,
-        data,
-        ..
+        config, comm, data, ..
     } = trainer;
     let Some(path) = &config.out else {
         return Ok(());
@@ -49,7 +44,7 @@ pub fn write_run_file<F: Real>(
         test_rows,
         mpi_init_s,
         data_s,
-        loss: mean_batch_loss(plan, &steps.loss_sum),
+        loss: mean_batch_loss(trainer, &steps.loss_sum),
         steps,
         eval_s,
         epochs: trainer.epochs.clone(),
@@ -64,14 +59,13 @@ pub fn write_run_file<F: Real>(
     Ok(())
 }
 
-/// [S] the global mean loss of each step's batch, from every rank's [S, P] loss sums.
-fn mean_batch_loss(plan: &BatchPlan, loss_sum: &ndarray::Array2<f64>) -> Vec<f64> {
-    let steps_per_epoch = plan.steps_per_epoch();
+/// [S] the global mean loss of each step's rows, from every rank's [S, P] loss sums.
+fn mean_batch_loss<F: Real>(trainer: &Trainer<F>, loss_sum: &ndarray::Array2<f64>) -> Vec<f64> {
     loss_sum
         .rows()
         .into_iter()
         .enumerate()
-        .map(|(t, by_rank)| by_rank.sum() / plan.batch_rows(t % steps_per_epoch).len() as f64)
+        .map(|(t, by_rank)| by_rank.sum() / trainer.rows_of_step(t) as f64)
         .collect()
 }
 

@@ -15,6 +15,7 @@
 
 mod control;
 mod elastic;
+mod federated;
 mod finish;
 mod reproducible;
 mod setup;
@@ -29,6 +30,7 @@ use crate::data::Source;
 use crate::errors::{usage, ReportedElsewhere};
 use crate::info_root;
 use crate::interrupt::Signals;
+use crate::kinds::TrainingAlgorithm;
 use crate::partition::BatchPlan;
 use crate::phase::Phase;
 use crate::provenance::{Provenance, Startup};
@@ -65,7 +67,16 @@ pub fn run<F: Real>(config: &TrainSettings, comm: &Comm, startup: Startup) -> an
         true => setup::check_destinations(config),
         false => Ok(()),
     })?;
-    let data = setup::load::<F>(config, comm, &source, shape, &plan)?;
+    let mut data = setup::load::<F>(config, comm, &source, shape, &plan)?;
+    let clients = match config.algorithm {
+        TrainingAlgorithm::Fedavg => {
+            let (classes, seed) = (data.shape.classes, config.seed);
+            let assigned =
+                federated::Clients::assign(&config.federated, comm, &mut data.train, classes, seed);
+            Some(comm.agree(assigned)?)
+        }
+        _ => None,
+    };
     setup::describe(config, &plan, comm, &provenance, &data);
 
     let stall_timeout = config.stall_timeout.filter(|_| startup.thread_multiple);
@@ -77,6 +88,9 @@ pub fn run<F: Real>(config: &TrainSettings, comm: &Comm, startup: Startup) -> an
     let progress = std::sync::Arc::clone(&watchdog.progress);
     let mut trainer = Trainer::new(config, comm, plan, &data, hash, progress, signals);
     comm.agree(trainer.start_overlap(startup.thread_multiple))?;
+    if let Some(clients) = clients {
+        trainer.start_federated(clients);
+    }
     if let Some(path) = &config.resume {
         resume(&mut trainer, path)?;
     }

@@ -53,6 +53,9 @@ pub enum Schedule {
     LocalSgd { every: usize },
     /// EASGD: each rank steps on its own rows; the elastic update every `every` steps.
     Elastic { every: usize },
+    /// Federated averaging: every step is a round of local training by the drawn clients,
+    /// ending with their weighted average (`federated.rs`).
+    FederatedRounds,
 }
 
 impl Schedule {
@@ -64,6 +67,7 @@ impl Schedule {
             },
             (TrainingAlgorithm::Sync, None) => Schedule::GradientAveraging,
             (TrainingAlgorithm::Sync, Some(every)) => Schedule::LocalSgd { every },
+            (TrainingAlgorithm::Fedavg, _) => Schedule::FederatedRounds,
         }
     }
 
@@ -78,6 +82,7 @@ impl Schedule {
             Schedule::Elastic { every } => {
                 (step + 1).is_multiple_of(every).then_some(Combine::Elastic)
             }
+            Schedule::FederatedRounds => Some(Combine::Parameters),
         }
     }
 }
@@ -86,8 +91,11 @@ impl<F: Real> Trainer<'_, F> {
     /// One step: compute, combine (as the schedule says), update. Errors (divergence) are the
     /// same on every rank: every rank holds the same combined bits.
     pub(super) fn step(&mut self, step: usize) -> anyhow::Result<BatchStats> {
+        if self.schedule == Schedule::FederatedRounds {
+            return self.federated_round(step);
+        }
         let combine = self.schedule.at(step, self.record.steps());
-        let s = step % self.plan.steps_per_epoch();
+        let s = step % self.steps_per_epoch();
 
         self.clock.enter(step, Phase::Compute)?;
         let local = self.plan.local_batch(self.comm.rank(), s);
@@ -189,7 +197,7 @@ impl<F: Real> Trainer<'_, F> {
 
     /// Fails if the allreduce result holds NaN or Inf. Every rank holds the same bits of it,
     /// so every rank stops at the same step without any extra communication.
-    fn check_finite(&self, step: usize, combined: Combine) -> anyhow::Result<()> {
+    pub(super) fn check_finite(&self, step: usize, combined: Combine) -> anyhow::Result<()> {
         if self.combined.iter().all(|v| v.is_finite()) {
             return Ok(());
         }
@@ -198,7 +206,7 @@ impl<F: Real> Trainer<'_, F> {
 
     /// The divergence error at `step`: `what` holds NaN or Inf.
     pub(super) fn diverged(&self, step: usize, what: &str) -> anyhow::Error {
-        let epoch = step / self.plan.steps_per_epoch();
+        let epoch = step / self.steps_per_epoch();
         anyhow::anyhow!(
             "training diverged at step {} (epoch {}): {what} holds NaN or Inf; \
              lower --lr (now {:?}) or add --warmup-epochs",

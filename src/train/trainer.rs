@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use super::elastic::Elastic;
+use super::federated::{Clients, Federated};
 use super::reproducible::ExactGradient;
 use super::setup::LocalData;
 use super::step::Schedule;
@@ -53,6 +54,8 @@ pub struct Trainer<'a, F: Real> {
     pub exact: Option<ExactGradient>,
     /// `--algorithm easgd`: the centre the local models are pulled toward.
     pub elastic: Option<Elastic<F>>,
+    /// `--algorithm fedavg`: this rank's clients (set by [`Trainer::start_federated`]).
+    pub federated: Option<Federated<F>>,
     pub clock: PhaseClock<'a>,
     pub record: StepRecord,
     /// Seconds of each epoch's evaluation on this rank.
@@ -79,11 +82,17 @@ impl<'a, F: Real> Trainer<'a, F> {
         signals: Signals,
     ) -> Self {
         let widths = config.widths(&data.shape);
-        let model = model::build::<F>(config.model, &widths, plan.max_local_batch(comm.rank()));
+        let schedule = Schedule::from_settings(config.algorithm, config.average_every);
+        // A fedavg client's minibatch is --batch rows; the others' is this rank's share.
+        let max_rows = match schedule {
+            Schedule::FederatedRounds => config.batch,
+            _ => plan.max_local_batch(comm.rank()),
+        };
+        let model = model::build::<F>(config.model, &widths, max_rows);
         let mut params = vec![F::zero(); model.n_params()];
         model.init_params(&mut params, config.seed);
         let n = params.len();
-        let steps_per_epoch = plan.steps_per_epoch();
+        let steps_per_epoch = steps_per_epoch(schedule, &plan);
         let exact = config
             .reproducible
             .then(|| ExactGradient::new(config.allreduce, n));
@@ -95,7 +104,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             plan,
             data,
             hash,
-            schedule: Schedule::from_settings(config.algorithm, config.average_every),
+            schedule,
             model,
             grad: vec![F::zero(); n],
             combined: vec![F::zero(); n],
@@ -105,6 +114,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             overlap: None,
             exact,
             elastic,
+            federated: None,
             clock: PhaseClock::new(comm, config.faults, progress),
             record: StepRecord::new(config.epochs * steps_per_epoch),
             eval_s: Vec::with_capacity(config.epochs),
@@ -132,6 +142,16 @@ impl<'a, F: Real> Trainer<'a, F> {
             self.overlap = Some(overlap);
         }
         Ok(())
+    }
+
+    /// With `--algorithm fedavg`, the clients `Clients::assign` made.
+    pub fn start_federated(&mut self, clients: Clients) {
+        self.federated = Some(Federated::new(clients, self.config, self.params.len()));
+    }
+
+    /// Steps of an epoch: the batch plan's; one round for fedavg.
+    pub fn steps_per_epoch(&self) -> usize {
+        steps_per_epoch(self.schedule, &self.plan)
     }
 
     /// Continues from a checkpoint's state.
@@ -164,7 +184,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             let stats = self.step(step)?;
             self.seen += stats;
             self.log_progress(step, &stats);
-            if (step + 1) % self.plan.steps_per_epoch() == 0 {
+            if (step + 1) % self.steps_per_epoch() == 0 {
                 self.evaluate(step)?;
             }
             self.next_step = step + 1;
@@ -187,12 +207,35 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
     }
 
+    /// Rows step `step` trained on, over all ranks: its global batch; for fedavg, the drawn
+    /// clients' rows times the local epochs.
+    pub fn rows_of_step(&self, step: usize) -> usize {
+        match &self.federated {
+            Some(federated) => federated.rows_of_round(step),
+            None => self
+                .plan
+                .batch_rows(step % self.plan.steps_per_epoch())
+                .len(),
+        }
+    }
+
     /// Rows of the steps taken so far (every epoch, resumed ones included).
     pub fn rows_trained(&self) -> usize {
+        if let Some(federated) = &self.federated {
+            return federated.rows_trained(self.next_step);
+        }
         let steps_per_epoch = self.plan.steps_per_epoch();
         let partial: usize = (0..self.next_step % steps_per_epoch)
             .map(|s| self.plan.batch_rows(s).len())
             .sum();
         self.next_step / steps_per_epoch * self.data.shape.samples + partial
+    }
+}
+
+/// Steps of an epoch under `schedule`: one round for fedavg, the plan's batches otherwise.
+fn steps_per_epoch(schedule: Schedule, plan: &BatchPlan) -> usize {
+    match schedule {
+        Schedule::FederatedRounds => 1,
+        _ => plan.steps_per_epoch(),
     }
 }
