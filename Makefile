@@ -43,7 +43,7 @@ CARGO = $(if $(MPI_PKG_CONFIG),MPI_PKG_CONFIG=$(MPI_PKG_CONFIG)) CARGO_TARGET_DI
 DEB_PACKAGES := build-essential pkg-config libclang-dev $(MPI_PACKAGES) \
                 libhdf5-dev hdf5-tools libopenblas-dev python3-venv slurm-wlm munge
 
-.PHONY: all deps build run test test-mpi test-slurm lint bench fuzz clean strong weak allreduce-sweep analyze venv
+.PHONY: all deps build run test test-mpi test-slurm lint bench fuzz clean strong weak allreduce-sweep analyze venv compare-algorithms
 
 all: build
 
@@ -101,6 +101,16 @@ weak: build
 # bench-allreduce on NP ranks, REPEAT sweeps, into one study folder.
 allreduce-sweep: build
 	@$(study_env) bash jobs/allreduce.sbatch
+
+# Training algorithms side by side (sync, local SGD, EASGD, fedavg, async-ps) on RANKS (default
+# 1 2 4) and one workload (WORKLOAD, see jobs/compare.sbatch), then the comparison report:
+# accuracy against time and bytes, and the time to a target accuracy, in the study folder.
+COMPARE_STUDY = $(or $(STUDY),results/compare-$(shell date +%Y%m%d-%H%M%S))
+compare-algorithms: build venv
+	@study="$(COMPARE_STUDY)"; \
+	RANKS="$(if $(filter command line environment,$(origin RANKS)),$(RANKS),1 2 4)" \
+	  STUDY="$$study" ARGS="$(ARGS)" bash jobs/compare.sbatch && \
+	$(VENV)/bin/python -m analysis compare "$$study"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: analysis/requirements.txt | deps

@@ -194,8 +194,8 @@ pub struct TrainArgs {
     /// Allreduce algorithm that combines the gradients.
     #[arg(long, default_value = "mpi", value_parser = algorithm_parser())]
     pub allreduce: &'static Algorithm,
-    /// How the ranks train together: synchronous SGD, Elastic Averaging SGD, or federated
-    /// averaging.
+    /// How the ranks train together: synchronous SGD, Elastic Averaging SGD, federated
+    /// averaging, or asynchronous SGD with parameter servers.
     #[arg(long, value_enum, default_value_t = TrainingAlgorithm::Sync)]
     pub algorithm: TrainingAlgorithm,
     /// Local SGD: each rank steps on its own rows and the parameters are averaged across ranks
@@ -207,6 +207,10 @@ pub struct TrainArgs {
     /// centre moves ranks x A toward the local models' mean [default: 0.9 / ranks].
     #[arg(long, allow_negative_numbers = true, value_name = "A")]
     pub elastic_alpha: Option<f64>,
+    /// Async-ps: ranks 0..S-1 hold the parameters (in S shards), the others are workers
+    /// [default: 1].
+    #[arg(long, allow_negative_numbers = true, value_name = "S")]
+    pub servers: Option<usize>,
     /// Fedavg: clients in all, spread over the ranks in blocks; each splits its rank's rows
     /// [default: 100].
     #[arg(long, allow_negative_numbers = true, value_name = "K")]

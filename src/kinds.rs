@@ -64,6 +64,9 @@ pub enum TrainingAlgorithm {
     /// Federated averaging: sampled clients train locally, the average of their models (by
     /// rows) is the next round's model.
     Fedavg,
+    /// Asynchronous SGD: workers pull the parameters from --servers ranks and push gradients
+    /// without waiting for each other.
+    AsyncPs,
 }
 
 impl TrainingAlgorithm {
@@ -72,6 +75,7 @@ impl TrainingAlgorithm {
             TrainingAlgorithm::Sync => "sync",
             TrainingAlgorithm::Easgd => "easgd",
             TrainingAlgorithm::Fedavg => "fedavg",
+            TrainingAlgorithm::AsyncPs => "async-ps",
         }
     }
 }

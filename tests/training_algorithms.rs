@@ -227,3 +227,100 @@ fn fedavg_learns_with_skewed_clients_and_reports_every_round() {
         assert!(err.contains(needle), "{extra:?}: {err}");
     }
 }
+
+/// Async-ps reads a run file's `/async` tables.
+fn async_table(path: &std::path::Path, name: &str) -> ndarray::Array2<u64> {
+    let file = hdf5::File::open(path).unwrap();
+    file.dataset(&format!("async/{name}"))
+        .unwrap()
+        .read_2d()
+        .unwrap()
+}
+
+/// One server and two workers, then two servers (sharded) and two workers: the model learns,
+/// every worker's every gradient is applied exactly once by every server, staleness is
+/// recorded for each, and the final model is the same on every rank.
+#[test]
+fn async_ps_applies_every_gradient_once_and_learns() {
+    let dir = scratch("async_ps");
+    for (ranks, servers) in [(3, 1), (4, 2)] {
+        let out = dir.join(format!("ps{ranks}.h5"));
+        let servers_text = servers.to_string();
+        let output = train(
+            ranks,
+            &out,
+            &["--algorithm", "async-ps", "--servers", &servers_text],
+        );
+        assert_success(&output);
+        assert!(
+            accuracy(&output) > 0.9,
+            "{ranks} ranks: test accuracy {}",
+            accuracy(&output)
+        );
+        let steps = summary_value(&output, "steps") as usize;
+        let workers = ranks - servers;
+        let from = async_table(&out, "update_worker");
+        let staleness = async_table(&out, "staleness");
+        assert_eq!(from.dim(), (workers * steps, ranks));
+        for server in 0..servers {
+            for worker in servers..ranks {
+                let applied = from
+                    .column(server)
+                    .iter()
+                    .filter(|&&w| w == worker as u64)
+                    .count();
+                assert_eq!(
+                    applied, steps,
+                    "server {server} applied worker {worker}'s gradients"
+                );
+            }
+            // With two workers a gradient can be a few updates old, never more than the
+            // updates in one epoch.
+            assert!(staleness
+                .column(server)
+                .iter()
+                .all(|&s| s < (workers * steps) as u64));
+        }
+        let file = hdf5::File::open(&out).unwrap();
+        let identical: u8 = file
+            .group("summary")
+            .unwrap()
+            .attr("replicas_identical")
+            .unwrap()
+            .read_scalar()
+            .unwrap();
+        assert_eq!(identical, 1, "every rank holds the servers' model");
+    }
+}
+
+/// A worker or a server that fails ends the whole job with one message, never a hang.
+#[test]
+fn a_failing_worker_or_server_ends_the_async_job() {
+    let dir = scratch("async_ps_fail");
+    for (fail_at, who) in [("2:compute:5", "rank 2"), ("0:update:7", "rank 0")] {
+        let begin = std::time::Instant::now();
+        let output = train(
+            3,
+            &dir.join("failed.h5"),
+            &["--algorithm", "async-ps", "--fail-at", fail_at],
+        );
+        assert!(!output.status.success(), "{fail_at}");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            err.contains("injected fault") && err.contains(who),
+            "{fail_at}: {err}"
+        );
+        assert!(
+            begin.elapsed() < std::time::Duration::from_secs(60),
+            "{fail_at}: ended quickly"
+        );
+        assert!(!dir.join("failed.h5").exists(), "no run file");
+    }
+    let refused = train(
+        2,
+        &dir.join("refused.h5"),
+        &["--algorithm", "async-ps", "--servers", "2"],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("leaves no worker"));
+}

@@ -8,10 +8,12 @@ pub mod spec;
 pub mod standardize;
 pub mod synthetic;
 
+use std::ops::Range;
+
 use ndarray::{Array2, ArrayView2};
 
 use crate::errors::usage;
-use crate::partition::{block, BatchPlan};
+use crate::partition::BatchPlan;
 use crate::real::Real;
 use file::{DataFile, Labels};
 use spec::{DataSource, DataSpec, Split};
@@ -89,31 +91,36 @@ impl Source {
         }
     }
 
-    /// This rank's training rows (its share of every global batch, in local order) and its
-    /// block of the test rows.
+    /// The training rows of the plan's rank `train_rank` (its share of every global batch, in
+    /// local order; none for `None`, a rank without training data) and the test rows
+    /// `test_rows`.
     pub fn load<F: Real>(
         &self,
         spec: &DataSpec,
         shape: &DataShape,
         plan: &BatchPlan,
-        rank: usize,
+        train_rank: Option<usize>,
+        test_rows: Range<usize>,
     ) -> anyhow::Result<(Dataset<F>, Dataset<F>)> {
-        let test_rows = block(shape.test_samples, plan.ranks(), rank);
-        match self {
-            Source::Synthetic(generator) => {
-                let train = generator.generate(spec.seed, plan.global_rows(rank));
-                // Test rows follow the training rows in the global index space.
-                let test = generator.generate(
-                    spec.seed,
-                    test_rows.start + shape.samples..test_rows.end + shape.samples,
-                );
-                Ok((train, test))
+        let train = match (self, train_rank) {
+            (_, None) => Dataset {
+                x: Array2::zeros((0, shape.features)),
+                y: Vec::new(),
+            },
+            (Source::Synthetic(generator), Some(rank)) => {
+                generator.generate(spec.seed, plan.global_rows(rank))
             }
-            Source::File(file) => Ok((
-                file.read_train(&plan.row_pattern(rank))?,
-                file.read_block(Split::Test, test_rows)?,
-            )),
-        }
+            (Source::File(file), Some(rank)) => file.read_train(&plan.row_pattern(rank))?,
+        };
+        let test = match self {
+            // Test rows follow the training rows in the global index space.
+            Source::Synthetic(generator) => generator.generate(
+                spec.seed,
+                test_rows.start + shape.samples..test_rows.end + shape.samples,
+            ),
+            Source::File(file) => file.read_block(Split::Test, test_rows)?,
+        };
+        Ok((train, test))
     }
 }
 

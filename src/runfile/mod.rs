@@ -52,6 +52,21 @@ pub struct RunReport<'a, F> {
     pub scaling: Option<&'a Standardizer>,
     pub resumed: &'a History,
     pub summary: Summary,
+    /// `--algorithm async-ps`: what its workers and servers measured.
+    pub asynchronous: Option<AsyncTables>,
+}
+
+/// Async-ps's measurements, every rank's on rank 0 (U = the updates each server applied).
+pub struct AsyncTables {
+    /// [S, P] a worker's seconds pulling and pushing in each step (0 for servers).
+    pub pull_s: Array2<f64>,
+    pub push_s: Array2<f64>,
+    /// [U, P] for each server's update in order: its staleness and the worker it came from
+    /// (0 for workers).
+    pub staleness: Array2<u64>,
+    pub update_worker: Array2<u64>,
+    /// [P] bytes each server sent in its replies (0 for workers).
+    pub server_bytes_sent: Vec<u64>,
 }
 
 /// Writes the run file: temporary name first, moved into place when complete (over an
@@ -69,6 +84,9 @@ pub fn write<F: Real>(path: &Path, replace: bool, report: &RunReport<F>) -> anyh
         write_model(file, report)?;
         if let Some(scaling) = report.scaling {
             write_scaling(file, scaling)?;
+        }
+        if let Some(tables) = &report.asynchronous {
+            write_async(file, tables)?;
         }
         write_summary(file, report)
     })
@@ -139,6 +157,17 @@ fn write_timings<F>(file: &hdf5::File, r: &RunReport<F>) -> anyhow::Result<()> {
     text_attr(&comm, "counting", r.allreduce_counting)?;
     let restarts = file.create_group("restarts")?;
     dataset(&restarts, "step", &r.resumed.restarts)?;
+    Ok(())
+}
+
+/// `/async`: async-ps's pulls, pushes, and every applied gradient's staleness.
+fn write_async(file: &hdf5::File, tables: &AsyncTables) -> anyhow::Result<()> {
+    let group = file.create_group("async")?;
+    table_dataset(&group, "pull", &tables.pull_s)?;
+    table_dataset(&group, "push", &tables.push_s)?;
+    table_dataset(&group, "staleness", &tables.staleness)?;
+    table_dataset(&group, "update_worker", &tables.update_worker)?;
+    dataset(&group, "server_bytes_sent", &tables.server_bytes_sent)?;
     Ok(())
 }
 

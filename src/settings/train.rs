@@ -67,6 +67,8 @@ pub struct TrainSettings {
     pub elastic_alpha: Option<f64>,
     /// Fedavg's clients and rounds (resolved defaults for every algorithm).
     pub federated: FederatedSettings,
+    /// Async-ps: the ranks that hold the parameters (0 for the other algorithms).
+    pub servers: usize,
     /// `Some(bytes)`: the gradient is allreduced in buckets of at least `bytes` (0: one per
     /// layer) during the backward pass.
     pub overlap: Option<usize>,
@@ -161,9 +163,38 @@ fn check_federated(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--servers` with async-ps only, and what async-ps does not combine with.
+fn check_parameter_server(args: &TrainArgs) -> anyhow::Result<()> {
+    let async_ps = args.algorithm == TrainingAlgorithm::AsyncPs;
+    if args.servers.is_some() && !async_ps {
+        return Err(usage("--servers applies to --algorithm async-ps"));
+    }
+    if args.servers == Some(0) {
+        return Err(usage("--servers must be at least 1"));
+    }
+    if !async_ps {
+        return Ok(());
+    }
+    let refused = [
+        ("--average-every", args.average_every.is_some()),
+        ("--overlap", args.overlap),
+        ("--reproducible", args.reproducible),
+        ("--checkpoint-every", args.checkpoint_every.is_some()),
+        ("--checkpoint-seconds", args.checkpoint_seconds.is_some()),
+        ("--resume", args.resume.is_some()),
+    ];
+    match refused.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err(usage(format!(
+            "{name} does not apply to --algorithm async-ps: its workers never wait for each other, so there is no step at which every rank holds the same state"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Options that do not go together, each refused with the reason.
 fn check_combination(args: &TrainArgs) -> anyhow::Result<()> {
     check_federated(args)?;
+    check_parameter_server(args)?;
     let easgd = args.algorithm == TrainingAlgorithm::Easgd;
     if args.elastic_alpha.is_some() && !easgd {
         return Err(usage("--elastic-alpha applies to --algorithm easgd"));
@@ -241,6 +272,10 @@ impl TrainSettings {
                 _ => args.average_every,
             },
             elastic_alpha: args.elastic_alpha,
+            servers: match args.algorithm {
+                TrainingAlgorithm::AsyncPs => args.servers.unwrap_or(1),
+                _ => 0,
+            },
             federated: FederatedSettings {
                 clients: args.clients.unwrap_or(DEFAULT_CLIENTS),
                 per_round: args.clients_per_round.unwrap_or(DEFAULT_CLIENTS_PER_ROUND),
@@ -268,9 +303,11 @@ impl TrainSettings {
         })
     }
 
-    /// Rows per step over all ranks.
+    /// Rows per step over all `ranks` (over the workers, for async-ps).
     pub fn global_batch(&self, ranks: usize) -> usize {
-        self.batch_per_rank.map_or(self.batch, |rows| rows * ranks)
+        let with_rows = ranks.saturating_sub(self.servers);
+        self.batch_per_rank
+            .map_or(self.batch, |rows| rows * with_rows)
     }
 
     /// Whether a second thread of a rank talks MPI: the stall watchdog's, or the
@@ -291,6 +328,11 @@ impl TrainSettings {
                 .unwrap_or(batch.div_ceil(REPRODUCIBLE_BLOCKS)),
             false => 1,
         }
+    }
+
+    /// The rank's place among the ranks that hold training rows: all but async-ps's servers.
+    pub fn data_rank(&self, rank: usize) -> Option<usize> {
+        rank.checked_sub(self.servers)
     }
 
     /// EASGD's moving rate on `ranks` ranks (0 for the other algorithms).
@@ -385,6 +427,7 @@ impl TrainSettings {
             ("allreduce", Text(self.allreduce.name.into())),
             ("algorithm", Text(self.algorithm.name().into())),
             ("elastic_alpha", Float(self.elastic_alpha(ranks))),
+            ("servers", Int(self.servers as u64)),
             ("clients", Int(self.federated.clients as u64)),
             ("clients_per_round", Int(self.federated.per_round as u64)),
             ("local_epochs", Int(self.federated.local_epochs as u64)),
@@ -765,6 +808,12 @@ mod tests {
             ("--algorithm fedavg --average-every 2", "does not apply"),
             ("--algorithm fedavg --local-epochs 0", "--local-epochs"),
             ("--algorithm fedavg --non-iid 0", "--non-iid"),
+            ("--servers 2", "--algorithm async-ps"),
+            ("--algorithm async-ps --servers 0", "--servers"),
+            (
+                "--algorithm async-ps --checkpoint-every 5 --out x.h5",
+                "--checkpoint-every",
+            ),
             ("--model softmax --classes 1", "--classes"),
             ("--classes 3", "binary"),
             ("--hidden 4", "--hidden"),

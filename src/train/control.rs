@@ -135,13 +135,15 @@ impl<F: Real> Trainer<'_, F> {
         Ok(())
     }
 
+    /// Collective (the slowest rank's time): the epoch's line on rank 0.
     fn log_epoch(&self, step: usize, seen: &BatchStats, tested: &BatchStats, eval_s: f64) {
         let spe = self.steps_per_epoch();
         let epoch = step / spe;
         let steps_s: f64 = self.record.step_seconds()[epoch * spe..(epoch + 1) * spe]
             .iter()
             .sum();
-        let seconds = steps_s + eval_s;
+        // The slowest rank's steps: rank 0 may have none (an async-ps server).
+        let seconds = self.comm.max(&[steps_s])[0] + eval_s;
         info_root!(
             self.comm,
             "epoch {}/{}: loss {:.6}  train_acc {:.4}  test_acc {:.4}  {:.3} s  {:.3e} samples/s",

@@ -3,13 +3,14 @@
 //!
 //! Not the file layout (`runfile`).
 
+use super::parameter_server::ParameterServer;
 use super::setup::LocalData;
 use super::trainer::Trainer;
 use crate::info_root;
 use crate::provenance::{Provenance, Startup};
 use crate::real::Real;
 use crate::record::{gather_columns, Summary};
-use crate::runfile::{self, RunReport};
+use crate::runfile::{self, AsyncTables, RunReport};
 use crate::settings::TrainSettings;
 
 /// Collective (gathers); rank 0 writes the file when `--out` was given.
@@ -31,6 +32,10 @@ pub fn write_run_file<F: Real>(
     let test_rows = comm.gather(&[data.test.rows() as u64]);
     let mpi_init_s = comm.gather(&[startup.mpi_init_s]);
     let data_s = comm.gather(&[data.seconds]);
+    let asynchronous = trainer
+        .parameter_server
+        .as_ref()
+        .map(|ps| async_tables(trainer, ps));
     let (Some(steps), Some(eval_s), Some(rows), Some(test_rows), Some(mpi_init_s), Some(data_s)) =
         (steps, eval_s, rows, test_rows, mpi_init_s, data_s)
     else {
@@ -49,6 +54,7 @@ pub fn write_run_file<F: Real>(
         eval_s,
         epochs: trainer.epochs.clone(),
         params: &trainer.params,
+        asynchronous: asynchronous.flatten(),
         layout: trainer.model.layout(),
         scaling: data.scaling.as_ref(),
         resumed: &trainer.history,
@@ -57,6 +63,31 @@ pub fn write_run_file<F: Real>(
     runfile::write(path, config.force, &report)?;
     info_root!(comm, "wrote {}", path.display());
     Ok(())
+}
+
+/// Collective: async-ps's measurements of every rank, on rank 0. Every server applied W
+/// updates per worker step taken (epochs end together), so every rank's columns are as long.
+fn async_tables<F: Real>(trainer: &Trainer<F>, ps: &ParameterServer<F>) -> Option<AsyncTables> {
+    let comm = trainer.comm;
+    let steps = trainer.next_step;
+    let updates = (comm.size() - trainer.config.servers) * steps;
+    let padded = |values: &[u64]| {
+        let mut column = vec![0; updates];
+        column[..values.len().min(updates)].copy_from_slice(&values[..values.len().min(updates)]);
+        gather_columns(comm, &column)
+    };
+    let pull_s = gather_columns(comm, &ps.pull_s[..steps]);
+    let push_s = gather_columns(comm, &ps.push_s[..steps]);
+    let staleness = padded(&ps.applied.staleness);
+    let update_worker = padded(&ps.applied.worker);
+    let server_bytes_sent = comm.gather(&[ps.applied.bytes_sent]);
+    Some(AsyncTables {
+        pull_s: pull_s?,
+        push_s: push_s?,
+        staleness: staleness?,
+        update_worker: update_worker?,
+        server_bytes_sent: server_bytes_sent?,
+    })
 }
 
 /// [S] the global mean loss of each step's rows, from every rank's [S, P] loss sums.

@@ -17,6 +17,7 @@ mod control;
 mod elastic;
 mod federated;
 mod finish;
+mod parameter_server;
 mod reproducible;
 mod setup;
 mod step;
@@ -47,8 +48,18 @@ pub fn run<F: Real>(config: &TrainSettings, comm: &Comm, startup: Startup) -> an
     let faults = config.faults;
     comm.agree(faults.check(comm.rank(), Phase::Startup, None))?;
     let (source, shape) = comm.agree(Source::open(&config.data, comm.size()))?;
+    if config.servers >= comm.size() {
+        return comm.agree(Err(usage(format!(
+            "--servers {} on {} ranks leaves no worker; use at least {} ranks or fewer --servers",
+            config.servers,
+            comm.size(),
+            config.servers + 1
+        ))));
+    }
+    // The ranks with training rows: all but async-ps's servers.
+    let data_ranks = comm.size() - config.servers;
     let batch = config.global_batch(comm.size());
-    let plan = BatchPlan::in_blocks(shape.samples, batch, comm.size(), config.grain(batch))
+    let plan = BatchPlan::in_blocks(shape.samples, batch, data_ranks, config.grain(batch))
         .map_err(|e| usage(e.to_string()));
     let plan = comm.agree(plan)?;
     let alpha = config.elastic_alpha(comm.size());

@@ -14,7 +14,7 @@ use crate::h5;
 use crate::info_root;
 use crate::kinds::TrainingAlgorithm;
 use crate::memory;
-use crate::partition::BatchPlan;
+use crate::partition::{block, BatchPlan};
 use crate::phase::Phase;
 use crate::provenance::Provenance;
 use crate::real::Real;
@@ -45,7 +45,11 @@ pub fn load<F: Real>(
     let loaded = config
         .faults
         .check(comm.rank(), Phase::Data, None)
-        .and_then(|()| source.load::<F>(&config.data, &shape, plan, comm.rank()));
+        .and_then(|()| {
+            let test_rows = block(shape.test_samples, comm.size(), comm.rank());
+            let train_rank = config.data_rank(comm.rank());
+            source.load::<F>(&config.data, &shape, plan, train_rank, test_rows)
+        });
     let (mut train, mut test) = comm.agree(loaded)?;
     let scaling = config.standardize.then(|| {
         let scaling = Standardizer::fit(comm, train.x.view(), shape.samples);
@@ -73,8 +77,10 @@ pub fn check_memory<F: Real>(
     comm: &Comm,
 ) -> anyhow::Result<()> {
     let ranks = comm.size() as u64;
-    let rows = (plan.local_rows(comm.rank()) as u64)
-        .checked_add((shape.test_samples as u64).div_ceil(ranks));
+    let train_rows = config
+        .data_rank(comm.rank())
+        .map_or(0, |r| plan.local_rows(r));
+    let rows = (train_rows as u64).checked_add((shape.test_samples as u64).div_ceil(ranks));
     let row_bytes = (shape.features as u64)
         .checked_mul(std::mem::size_of::<F>() as u64)
         .and_then(|b| b.checked_add(std::mem::size_of::<u32>() as u64));
@@ -193,7 +199,7 @@ pub fn describe<F: Real>(
         data.shape.test_samples,
         F::NAME,
         config.global_batch(comm.size()),
-        plan.max_local_batch(comm.size() - 1),
+        plan.max_local_batch(plan.ranks() - 1),
         plan.max_local_batch(0),
         plan.steps_per_epoch(),
         config.epochs,

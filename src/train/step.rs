@@ -56,6 +56,9 @@ pub enum Schedule {
     /// Federated averaging: every step is a round of local training by the drawn clients,
     /// ending with their weighted average (`federated.rs`).
     FederatedRounds,
+    /// Asynchronous SGD: workers push gradients to parameter servers, no step combines
+    /// anything across all ranks (`parameter_server.rs`).
+    Asynchronous,
 }
 
 impl Schedule {
@@ -68,6 +71,7 @@ impl Schedule {
             (TrainingAlgorithm::Sync, None) => Schedule::GradientAveraging,
             (TrainingAlgorithm::Sync, Some(every)) => Schedule::LocalSgd { every },
             (TrainingAlgorithm::Fedavg, _) => Schedule::FederatedRounds,
+            (TrainingAlgorithm::AsyncPs, _) => Schedule::Asynchronous,
         }
     }
 
@@ -83,6 +87,7 @@ impl Schedule {
                 (step + 1).is_multiple_of(every).then_some(Combine::Elastic)
             }
             Schedule::FederatedRounds => Some(Combine::Parameters),
+            Schedule::Asynchronous => None,
         }
     }
 }

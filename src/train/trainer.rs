@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::elastic::Elastic;
 use super::federated::{Clients, Federated};
+use super::parameter_server::ParameterServer;
 use super::reproducible::ExactGradient;
 use super::setup::LocalData;
 use super::step::Schedule;
@@ -56,6 +57,8 @@ pub struct Trainer<'a, F: Real> {
     pub elastic: Option<Elastic<F>>,
     /// `--algorithm fedavg`: this rank's clients (set by [`Trainer::start_federated`]).
     pub federated: Option<Federated<F>>,
+    /// `--algorithm async-ps`: this rank's part, a server's or a worker's.
+    pub parameter_server: Option<ParameterServer<F>>,
     pub clock: PhaseClock<'a>,
     pub record: StepRecord,
     /// Seconds of each epoch's evaluation on this rank.
@@ -86,7 +89,8 @@ impl<'a, F: Real> Trainer<'a, F> {
         // A fedavg client's minibatch is --batch rows; the others' is this rank's share.
         let max_rows = match schedule {
             Schedule::FederatedRounds => config.batch,
-            _ => plan.max_local_batch(comm.rank()),
+            // Async-ps's servers hold no training rows (they evaluate like a worker).
+            _ => plan.max_local_batch(config.data_rank(comm.rank()).unwrap_or(0)),
         };
         let model = model::build::<F>(config.model, &widths, max_rows);
         let mut params = vec![F::zero(); model.n_params()];
@@ -115,6 +119,8 @@ impl<'a, F: Real> Trainer<'a, F> {
             exact,
             elastic,
             federated: None,
+            parameter_server: (schedule == Schedule::Asynchronous)
+                .then(|| ParameterServer::new(config, comm, n, config.epochs * steps_per_epoch)),
             clock: PhaseClock::new(comm, config.faults, progress),
             record: StepRecord::new(config.epochs * steps_per_epoch),
             eval_s: Vec::with_capacity(config.epochs),
@@ -178,6 +184,9 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// vote and checkpoints. Returns the signal that stopped training early, if any; errors are
     /// agreed (divergence, checkpoints).
     pub fn train(&mut self) -> anyhow::Result<Option<(i32, &'static str)>> {
+        if self.schedule == Schedule::Asynchronous {
+            return self.train_asynchronously();
+        }
         let loop_begin = mpi::time();
         let mut last_checkpoint = loop_begin;
         for step in self.next_step..self.record.steps() {
