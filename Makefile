@@ -6,7 +6,8 @@
 # HOSTFILE (an MPI hostfile, see hostfiles/), BIND (bind ranks: core, none, ...).
 # Scaling studies: RANKS (rank counts), REPEAT (runs of each), STUDY (the study's folder,
 # default results/<kind>-<time>), PER_RANK and BATCH_PER_RANK (rows, and rows per step, on
-# each rank of a weak study).
+# each rank of a weak study). compare-algorithms: RANKS (default 1 2 4) and WORKLOAD (the
+# shared `train` options, see jobs/compare.sbatch).
 
 NP       ?= 8
 ARGS     ?=

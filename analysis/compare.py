@@ -25,6 +25,7 @@ class Curve:
     seconds: np.ndarray  # [epochs] wall time at the end of each epoch
     bytes: np.ndarray  # [epochs] bytes sent by all ranks up to the end of each epoch
     accuracy: np.ndarray  # [epochs] test accuracy after each epoch
+    oversubscribed: bool  # more ranks than cores on a host: times are not the algorithm's alone
 
 
 def label_of(config):
@@ -50,7 +51,7 @@ def read_curve(path):
         if "async" in f:
             sent = sent + f["async/server_bytes_sent"][()].sum() / epochs
         return Curve(label_of(config), int(config["ranks"]), Path(path), np.cumsum(step_s + eval_s),
-                     np.cumsum(sent), accuracy)
+                     np.cumsum(sent), accuracy, bool(f.attrs.get("oversubscribed", 0)))
 
 
 def load_curves(folder):
@@ -74,12 +75,13 @@ def time_to_accuracy(curves, target):
                          seconds=None if reached is None else reached[0],
                          bytes=None if reached is None else int(reached[1]),
                          final_accuracy=float(c.accuracy[-1]), total_seconds=float(c.seconds[-1]),
-                         total_bytes=int(c.bytes[-1])))
+                         total_bytes=int(c.bytes[-1]), oversubscribed=int(c.oversubscribed)))
     return rows
 
 
-STYLES = {"sync": ("-", "o"), "local": ("--", "s"), "easgd": ("-.", "^"), "fedavg": (":", "D"),
-          "async-ps": ((0, (5, 1, 1, 1)), "v")}
+# One line style, marker and colour per algorithm, the same in every panel.
+STYLES = {"sync": ("-", "o", "tab:blue"), "local": ("--", "s", "tab:orange"), "easgd": ("-.", "^", "tab:green"),
+          "fedavg": (":", "D", "tab:red"), "async-ps": ((0, (5, 1, 1, 1)), "v", "tab:purple")}
 
 
 def plot(curves, out, title):
@@ -92,9 +94,10 @@ def plot(curves, out, title):
     fig, axes = plt.subplots(2, len(ranks), figsize=(4.5 * len(ranks), 7), squeeze=False, sharey=True)
     for col, p in enumerate(ranks):
         for c in sorted((c for c in curves if c.ranks == p), key=lambda c: c.label):
-            line, marker = STYLES.get(c.label, ("-", "x"))
+            line, marker, colour = STYLES.get(c.label, ("-", "x", "black"))
             for row, x in enumerate((c.seconds, c.bytes / 2**20)):
-                axes[row][col].plot(x, c.accuracy, linestyle=line, marker=marker, markersize=4, label=c.label)
+                axes[row][col].plot(x, c.accuracy, linestyle=line, marker=marker, color=colour, markersize=4,
+                                    label=c.label)
         axes[0][col].set_title(f"{p} rank{'s' if p > 1 else ''}")
         axes[0][col].set_xlabel("wall time (s)")
         axes[1][col].set_xlabel("MiB sent, all ranks")
@@ -104,9 +107,12 @@ def plot(curves, out, title):
             axes[row][col].grid(True, alpha=0.3)
     for row in range(2):
         axes[row][0].set_ylabel("test accuracy")
-    axes[0][0].legend()
+    handles = {}
+    for ax in axes[0]:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles))
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
@@ -131,20 +137,25 @@ def write_comparison(folder, target=None, out=None):
                 writer.writerow([c.label, c.ranks, e + 1, c.seconds[e], int(c.bytes[e]), c.accuracy[e]])
     with h5py.File(curves[0].path, "r") as f:
         attrs = f.attrs
-        machine = f"{_text(attrs['hostname_list'])}, {_text(attrs['mpi_family'])}"
+        library = _text(attrs["mpi_library"]).splitlines()[0]
+        host, family = _text(attrs["hostname_list"]), _text(attrs["mpi_family"])
+        machine = f"{host} ({_text(attrs['simd'])}), {library}"
         config = {k: _text(v) for k, v in f["config"].attrs.items()}
     workload = f"{config['model']} {config.get('hidden', '')} on {config['data']} ({config['samples']} rows)"
-    plot(curves, out / "accuracy.png", f"{workload}: test accuracy against time and bytes ({machine})")
+    plot(curves, out / "accuracy.png",
+         f"{workload}: test accuracy against time and bytes\n{host}, {family}")
     lines = [f"# Training algorithms compared: {workload}", "",
              f"Machine: {machine}. Target test accuracy: {target:.3f}.", "",
-             "| algorithm | ranks | seconds to target | MiB to target | final accuracy | seconds | MiB |",
-             "|---|---|---|---|---|---|---|"]
+             "| algorithm | ranks | seconds to target | MiB to target | final accuracy | seconds | MiB | oversubscribed |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         reached = "not reached" if r["seconds"] is None else f"{r['seconds']:.3f}"
         mib = "-" if r["bytes"] is None else f"{r['bytes'] / 2**20:.2f}"
         lines.append(f"| {r['algorithm']} | {r['ranks']} | {reached} | {mib} | {r['final_accuracy']:.4f} "
-                     f"| {r['total_seconds']:.3f} | {r['total_bytes'] / 2**20:.2f} |")
+                     f"| {r['total_seconds']:.3f} | {r['total_bytes'] / 2**20:.2f} | {'yes' if r['oversubscribed'] else 'no'} |")
     lines += ["", "Time: per epoch (a round for fedavg), the slowest rank's steps and evaluation; bytes: "
-              "every rank's sends (async-ps: with its servers' replies). Plot: accuracy.png.", ""]
+              "every rank's sends (async-ps: with its servers' replies; `mpi` counts its payload, also on "
+              "1 rank). Oversubscribed runs had more ranks than cores on a host: their times measure the "
+              "sharing of cores as much as the algorithm. Plot: accuracy.png.", ""]
     (out / "compare.md").write_text("\n".join(lines))
     return out / "compare.md"
