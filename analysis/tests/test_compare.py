@@ -47,6 +47,6 @@ def test_compare_algorithms_then_report(tmp_path):
 
 def test_the_first_epoch_at_the_target_is_the_one_reported():
     curve = compare.Curve("sync", 2, Path("x.h5"), np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0]),
-                          np.array([0.5, 0.9, 0.95]))
+                          np.array([0.5, 0.9, 0.95]), False)
     assert compare.first_reaching(curve, 0.9) == (2.0, 20.0)
     assert compare.first_reaching(curve, 0.99) is None
