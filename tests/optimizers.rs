@@ -35,15 +35,6 @@ fn train(ranks: usize, out: &std::path::Path, extra: &[&str]) -> std::process::O
     mpirun(ranks, &args)
 }
 
-fn relative_difference(a: &[f64], b: &[f64]) -> f64 {
-    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-    diff / scale
-}
-
 #[test]
 fn adam_and_adamw_give_the_same_model_on_any_number_of_ranks() {
     for (case, rule) in [

@@ -28,17 +28,6 @@ fn train_small(ranks: usize, model_args: &[&str], out: &std::path::Path) {
     assert_success(&mpirun(ranks, &args));
 }
 
-/// max |a - b| / max |a|
-fn relative_difference(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-    diff / scale
-}
-
 fn check_n_invariance(name: &str, model_args: &[&str]) {
     let dir = scratch(name);
     let reference_path = dir.join("k1.h5");

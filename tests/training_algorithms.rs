@@ -157,13 +157,8 @@ fn fedavg_with_every_client_and_one_full_minibatch_is_full_batch_sgd() {
             fed.to_str().unwrap(),
         ]);
         assert_success(&mpirun(ranks, &args));
-        let (want, got) = (read_params(&sync), read_params(&fed));
-        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let worst = want
-            .iter()
-            .zip(&got)
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-        assert!(worst / scale < 1e-12, "{ranks} ranks: {:e}", worst / scale);
+        let diff = relative_difference(&read_params(&sync), &read_params(&fed));
+        assert!(diff < 1e-12, "{ranks} ranks: {diff:e}");
     }
 }
 

@@ -212,6 +212,17 @@ pub fn scratch(test: &str) -> PathBuf {
     dir
 }
 
+/// max |a - b| / max |a|: how far a model is from a reference, relative to its largest value.
+pub fn relative_difference(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    diff / scale
+}
+
 pub fn read_params(path: &Path) -> Vec<f64> {
     let file = hdf5::File::open(path).expect("run file opens");
     file.dataset("model/params")
