@@ -45,7 +45,7 @@ mod waiting;
 mod watchdog;
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches};
 use mpi::Threading;
@@ -60,6 +60,10 @@ use crate::provenance::Startup;
 use crate::runfile::saved;
 use crate::settings::{BenchSettings, ConvertSettings, ModelInput, PredictSettings, TrainSettings};
 use crate::waiting::Waiting;
+
+/// How long the processes of a mismatched launch other than its rank 0 wait before they exit,
+/// so that the launcher does not end rank 0 before its message is out.
+const MISMATCH_GRACE: Duration = Duration::from_secs(2);
 
 /// What `main` knows before MPI starts: when the process began, and how ranks are to wait.
 #[derive(Clone, Copy)]
@@ -203,9 +207,12 @@ fn with_mpi_threading(
     let comm = Comm::new(universe.world());
     let launch = Launch::detect();
     if let Some(problem) = launcher::mismatch(&launch, Family::linked(), comm.size()) {
-        // Every process is a job of its own: the launcher's rank 0 alone speaks for them.
-        if launch.rank.unwrap_or(0) == 0 {
-            print_line(format_args!("mpi-sgd: error: {problem}"));
+        // Every process is a job of its own: the launcher's rank 0 alone speaks for them. The
+        // others cannot wait for it through MPI, and a launcher ends the job when a process
+        // exits non-zero: they give rank 0 time to print before they exit.
+        match launch.rank.unwrap_or(0) {
+            0 => print_line(format_args!("mpi-sgd: error: {problem}")),
+            _ => std::thread::sleep(MISMATCH_GRACE),
         }
         return ExitCode::from(2);
     }
