@@ -81,12 +81,18 @@ pub struct ParameterServer<F> {
 }
 
 impl<F: Real> ParameterServer<F> {
-    pub fn new(config: &TrainSettings, comm: &Comm, n_params: usize, steps: usize) -> Self {
+    /// For a run of `steps_per_epoch` worker steps in each of `config.epochs` epochs.
+    pub fn new(
+        config: &TrainSettings,
+        comm: &Comm,
+        n_params: usize,
+        steps_per_epoch: usize,
+    ) -> Self {
         let servers = config.servers;
         let workers = comm.size() - servers;
+        let steps = config.epochs * steps_per_epoch;
         let shards: Vec<_> = (0..servers).map(|s| block(n_params, servers, s)).collect();
         let optimizer = (comm.rank() < servers).then(|| {
-            let steps_per_epoch = steps / config.epochs.max(1);
             let schedule = config.schedule(steps_per_epoch * workers);
             Optimizer::new(config.rule(), schedule, shards[comm.rank()].len())
         });

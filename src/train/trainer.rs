@@ -120,7 +120,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             elastic,
             federated: None,
             parameter_server: (schedule == Schedule::Asynchronous)
-                .then(|| ParameterServer::new(config, comm, n, config.epochs * steps_per_epoch)),
+                .then(|| ParameterServer::new(config, comm, n, steps_per_epoch)),
             clock: PhaseClock::new(comm, config.faults, progress),
             record: StepRecord::new(config.epochs * steps_per_epoch),
             eval_s: Vec::with_capacity(config.epochs),
