@@ -119,11 +119,8 @@ fn check_federated(args: &TrainArgs) -> anyhow::Result<()> {
         ("--local-epochs", args.local_epochs.is_some()),
         ("--non-iid", args.non_iid.is_some()),
     ];
-    if let Some((name, _)) = given.iter().find(|(_, given)| *given && !fedavg) {
-        return Err(usage(format!("{name} applies to --algorithm fedavg")));
-    }
     if !fedavg {
-        return Ok(());
+        return refuse_given(&given, "applies to --algorithm fedavg");
     }
     let refused = [
         ("--average-every", args.average_every.is_some()),
@@ -134,11 +131,10 @@ fn check_federated(args: &TrainArgs) -> anyhow::Result<()> {
             args.optimizer != OptimizerKind::Sgd,
         ),
     ];
-    if let Some((name, _)) = refused.iter().find(|(_, given)| *given) {
-        return Err(usage(format!(
-            "{name} does not apply to --algorithm fedavg: its clients run SGD for --local-epochs over their own rows and a round ends with one weighted average"
-        )));
-    }
+    refuse_given(
+        &refused,
+        "does not apply to --algorithm fedavg: its clients run SGD for --local-epochs over their own rows and a round ends with one weighted average",
+    )?;
     for (name, value) in [
         ("--clients", args.clients),
         ("--clients-per-round", args.clients_per_round),
@@ -166,14 +162,14 @@ fn check_federated(args: &TrainArgs) -> anyhow::Result<()> {
 /// `--servers` with async-ps only, and what async-ps does not combine with.
 fn check_parameter_server(args: &TrainArgs) -> anyhow::Result<()> {
     let async_ps = args.algorithm == TrainingAlgorithm::AsyncPs;
-    if args.servers.is_some() && !async_ps {
-        return Err(usage("--servers applies to --algorithm async-ps"));
+    if !async_ps {
+        return refuse_given(
+            &[("--servers", args.servers.is_some())],
+            "applies to --algorithm async-ps",
+        );
     }
     if args.servers == Some(0) {
         return Err(usage("--servers must be at least 1"));
-    }
-    if !async_ps {
-        return Ok(());
     }
     let refused = [
         ("--average-every", args.average_every.is_some()),
@@ -183,10 +179,17 @@ fn check_parameter_server(args: &TrainArgs) -> anyhow::Result<()> {
         ("--checkpoint-seconds", args.checkpoint_seconds.is_some()),
         ("--resume", args.resume.is_some()),
     ];
-    match refused.iter().find(|(_, given)| *given) {
-        Some((name, _)) => Err(usage(format!(
-            "{name} does not apply to --algorithm async-ps: its workers never wait for each other, so there is no step at which every rank holds the same state"
-        ))),
+    refuse_given(
+        &refused,
+        "does not apply to --algorithm async-ps: its workers never wait for each other, so there is no step at which every rank holds the same state",
+    )
+}
+
+/// The first option of `options` (name, whether given) that was given, refused with `why`
+/// after its name.
+fn refuse_given(options: &[(&str, bool)], why: &str) -> anyhow::Result<()> {
+    match options.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err(usage(format!("{name} {why}"))),
         None => Ok(()),
     }
 }

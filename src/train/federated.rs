@@ -138,6 +138,8 @@ pub struct Federated<F> {
     local: Vec<F>,
     /// The clients' SGD, its momentum reset for every client; its rate follows the rounds.
     optimizer: Optimizer<F>,
+    /// The clients drawn for the current round.
+    drawn: Vec<usize>,
 }
 
 impl<F: Real> Federated<F> {
@@ -149,18 +151,20 @@ impl<F: Real> Federated<F> {
             seed: config.seed,
             local: vec![F::zero(); n_params],
             optimizer: Optimizer::new(config.rule(), config.schedule(1), n_params),
+            drawn: Vec::with_capacity(config.federated.clients),
         }
     }
 
-    /// The clients drawn for `round`, sorted: the same on every rank.
-    fn draw(&self, round: usize) -> Vec<usize> {
+    /// The clients drawn for `round` into `drawn` (room for every client, so nothing is
+    /// allocated in a round), sorted: the same on every rank, a function of the round alone.
+    fn draw(&self, round: usize, drawn: &mut Vec<usize>) {
         let stream = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ round as u64;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream);
-        let mut drawn =
-            rand::seq::index::sample(&mut rng, self.settings.clients, self.settings.per_round)
-                .into_vec();
+        drawn.clear();
+        drawn.extend(0..self.settings.clients);
+        drawn.partial_shuffle(&mut rng, self.settings.per_round);
+        drawn.truncate(self.settings.per_round);
         drawn.sort_unstable();
-        drawn
     }
 
     /// Rows of the drawn clients: the denominator of the round's average.
@@ -171,7 +175,9 @@ impl<F: Real> Federated<F> {
     /// Rows round `round` trained on, over all ranks: each drawn client's, once per local
     /// epoch.
     pub fn rows_of_round(&self, round: usize) -> usize {
-        self.drawn_rows(&self.draw(round)) * self.settings.local_epochs
+        let mut drawn = Vec::with_capacity(self.settings.clients);
+        self.draw(round, &mut drawn);
+        self.drawn_rows(&drawn) * self.settings.local_epochs
     }
 
     /// Rows the first `rounds` rounds trained on.
@@ -186,7 +192,8 @@ impl<F: Real> Trainer<'_, F> {
     pub(super) fn federated_round(&mut self, round: usize) -> anyhow::Result<BatchStats> {
         let fed = self.federated.as_mut().expect("fedavg trains with clients");
         self.clock.enter(round, Phase::Compute)?;
-        let drawn = fed.draw(round);
+        let mut drawn = std::mem::take(&mut fed.drawn);
+        fed.draw(round, &mut drawn);
         let zero = F::zero();
         self.grad.fill(zero);
         let mut stats = BatchStats::default();
@@ -213,6 +220,7 @@ impl<F: Real> Trainer<'_, F> {
             }
         }
         let total = fed.drawn_rows(&drawn);
+        fed.drawn = drawn;
         self.clock.enter(round, Phase::Allreduce)?;
         let traffic =
             self.allreduce

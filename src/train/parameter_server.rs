@@ -103,7 +103,12 @@ impl<F: Real> ParameterServer<F> {
             optimizer,
             version: 0,
             pulled: vec![0; servers],
-            applied: Applied::default(),
+            // A server applies every worker's every step: room for all, made before training.
+            applied: Applied {
+                staleness: Vec::with_capacity(workers * steps),
+                worker: Vec::with_capacity(workers * steps),
+                bytes_sent: 0,
+            },
             pull_s: vec![0.0; steps],
             push_s: vec![0.0; steps],
         }

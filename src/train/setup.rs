@@ -98,11 +98,17 @@ pub fn check_memory<F: Real>(
         sum.checked_add(layer)
     });
     // Parameters, gradient, combined, the optimiser's state (one vector, Adam's two); EASGD's
-    // centre; with --reproducible two limb vectors of three f64 per parameter.
+    // centre; fedavg's client model and its SGD state; with --reproducible two limb vectors of
+    // three f64 per parameter.
     let elem = std::mem::size_of::<F>() as u64;
     let exact_buffers = u64::from(config.reproducible) * 2 * crate::exact::LIMBS as u64 * 8 / elem;
-    let centre = u64::from(config.algorithm == TrainingAlgorithm::Easgd);
-    let param_buffers = 3 + config.rule().state_per_param() as u64 + centre + exact_buffers;
+    let algorithm_buffers = match config.algorithm {
+        TrainingAlgorithm::Easgd => 1,
+        TrainingAlgorithm::Fedavg => 2,
+        _ => 0,
+    };
+    let param_buffers =
+        3 + config.rule().state_per_param() as u64 + algorithm_buffers + exact_buffers;
     memory::check(
         format!("a model of widths {widths:?} (--hidden, --classes, --features)"),
         memory::bytes_of(
