@@ -6,11 +6,15 @@ import math
 
 import numpy as np
 
-ALGORITHMS = ["ring", "tree", "rd", "rabenseifner", "star"]
+ALGORITHMS = ["ring", "tree", "rd", "rabenseifner", "star", "hier"]
 
 
-def costs(algorithm, n, p):
-    """(a, b, g) coefficients of the critical path of `algorithm` for n bytes on p ranks."""
+def costs(algorithm, n, p, per_host=1):
+    """(a, b, g) coefficients of the critical path of `algorithm` for n bytes on p ranks.
+    `hier` is priced by its network part alone, the ring among the p / per_host hosts'
+    leaders (its reduce and broadcast inside a host run at shared-memory speed)."""
+    if algorithm == "hier":
+        return costs("ring", n, max(1, p // per_host))
     if p <= 1:
         return (0.0, 0.0, 0.0)
     lg = math.ceil(math.log2(p))
@@ -48,5 +52,5 @@ def fit_alpha_beta(algorithm, p, sizes, times):
     return tuple(np.clip(coef, 0, None))
 
 
-def predict(coef, algorithm, n, p):
-    return float(np.dot(costs(algorithm, n, p), coef))
+def predict(coef, algorithm, n, p, per_host=1):
+    return float(np.dot(costs(algorithm, n, p, per_host), coef))

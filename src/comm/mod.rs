@@ -27,7 +27,15 @@ macro_rules! register {
     };
 }
 
-register!(library, ring, tree, recursive_doubling, rabenseifner, star);
+register!(
+    library,
+    ring,
+    tree,
+    recursive_doubling,
+    rabenseifner,
+    star,
+    hierarchical
+);
 
 /// The algorithm called `name`.
 pub fn algorithm(name: &str) -> Option<&'static Algorithm> {

@@ -47,7 +47,7 @@ pub const ALGORITHM: Algorithm = Algorithm::new(
 .with_traffic(expected_traffic);
 
 /// Critical path: 2(P-1) messages, 2n(P-1)/P bytes sent, n(P-1)/P added.
-fn cost(n: f64, p: usize) -> Cost {
+pub(super) fn cost(n: f64, p: usize) -> Cost {
     let share = (p - 1) as f64 / p as f64;
     Cost {
         messages: 2.0 * (p - 1) as f64,

@@ -59,30 +59,43 @@ impl<F: Real> Build<F> for Tree<F> {
 impl<F: Real> Allreduce<F> for Tree<F> {
     fn allreduce_sum(&mut self, world: &SimpleCommunicator, send: &[F], recv: &mut [F]) -> Traffic {
         let mut ex = Exchange::new(world);
-        let (rank, p) = (ex.rank, ex.size);
         recv.copy_from_slice(send);
         self.scratch.resize(send.len(), F::zero());
-        // Reduce: receive from children rank + 2^k below my lowest set bit, then send up.
-        let mut mask = 1;
-        while mask < p {
-            if rank & mask != 0 {
-                ex.send(rank - mask, recv);
-                break;
-            }
-            if rank + mask < p {
-                ex.receive(rank + mask, &mut self.scratch);
-                add_into(recv, &self.scratch);
-            }
-            mask <<= 1;
-        }
-        // Broadcast: receive from the parent, then pass down to the same children.
-        if rank != 0 {
-            ex.receive(rank - (rank & rank.wrapping_neg()), recv);
-        }
-        for child in children(rank, p).rev() {
-            ex.send(child, recv);
-        }
+        reduce_to_root(&mut ex, recv, &mut self.scratch);
+        broadcast_from_root(&mut ex, recv);
         ex.traffic
+    }
+}
+
+/// Binomial-tree reduce: rank 0 of the exchange's communicator ends with the sum of every
+/// rank's `buffer` (the others' `buffer` holds a partial sum). `scratch` holds a child's
+/// partial sum, as long as `buffer`.
+pub(super) fn reduce_to_root<F: Real>(ex: &mut Exchange, buffer: &mut [F], scratch: &mut [F]) {
+    let (rank, p) = (ex.rank, ex.size);
+    // Receive from children rank + 2^k below my lowest set bit, then send up.
+    let mut mask = 1;
+    while mask < p {
+        if rank & mask != 0 {
+            ex.send(rank - mask, buffer);
+            break;
+        }
+        if rank + mask < p {
+            ex.receive(rank + mask, scratch);
+            add_into(buffer, scratch);
+        }
+        mask <<= 1;
+    }
+}
+
+/// Binomial-tree broadcast of rank 0's `buffer`: receive from the parent, then pass down to
+/// the same children the reduce came from.
+pub(super) fn broadcast_from_root<F: Real>(ex: &mut Exchange, buffer: &mut [F]) {
+    let (rank, p) = (ex.rank, ex.size);
+    if rank != 0 {
+        ex.receive(rank - (rank & rank.wrapping_neg()), buffer);
+    }
+    for child in children(rank, p).rev() {
+        ex.send(child, buffer);
     }
 }
 
