@@ -6,7 +6,9 @@
 # HOSTFILE (an MPI hostfile, see hostfiles/), BIND (bind ranks: core, none, ...).
 # Scaling studies: RANKS (rank counts), REPEAT (runs of each), STUDY (the study's folder,
 # default results/<kind>-<time>), PER_RANK and BATCH_PER_RANK (rows, and rows per step, on
-# each rank of a weak study). compare-algorithms: RANKS (default 1 2 4) and WORKLOAD (the
+# each rank of a weak study), SIZES (strong: the study once per --samples value, e.g.
+# SIZES="5000 10000 20000 40000", each in STUDY/samples-N; the report draws a curve per size).
+# compare-algorithms: RANKS (default 1 2 4) and WORKLOAD (the
 # shared `train` options, see jobs/compare.sbatch).
 
 NP       ?= 8
@@ -16,6 +18,7 @@ HOSTFILE ?=
 RANKS    ?= 1 2 4 8
 REPEAT   ?= 3
 STUDY    ?=
+SIZES    ?=
 PER_RANK ?= 125000
 BATCH_PER_RANK ?= 1024
 MPI      ?= openmpi
@@ -89,7 +92,7 @@ run: build
 
 # Scaling studies run the Slurm scripts, which work unchanged outside Slurm: every rank count
 # of RANKS, REPEAT times, repeats outermost.
-study_env = RANKS="$(RANKS)" REPEAT="$(REPEAT)" STUDY="$(STUDY)" ARGS="$(ARGS)"
+study_env = RANKS="$(RANKS)" REPEAT="$(REPEAT)" STUDY="$(STUDY)" ARGS="$(ARGS)" SIZES="$(SIZES)"
 
 # Strong scaling: the same global problem on every rank count.
 strong: build

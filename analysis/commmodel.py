@@ -35,9 +35,13 @@ def costs(algorithm, n, p, per_host=1):
 
 def fit(points):
     """Least squares, on relative error, of one (a, b, g) to `points` = [(algorithm, n, p,
-    seconds)]; returns the array [a, b, g] (negative values clipped to 0)."""
-    rows = np.array([costs(alg, n, p) for alg, n, p, _ in points])
-    times = np.array([t for *_, t in points])
+    seconds[, ranks per host])]; returns the array [a, b, g] (negative values clipped to 0)."""
+    rows = np.array([costs(pt[0], pt[1], pt[2], *pt[4:]) for pt in points])
+    times = np.array([pt[3] for pt in points])
+    priced = (rows.sum(axis=1) > 0) & (times > 0)  # a point the model prices at 0 says nothing of a, b, g
+    if not priced.any():
+        return np.zeros(3)
+    rows, times = rows[priced], times[priced]
     coef, *_ = np.linalg.lstsq(rows / times[:, None], np.ones_like(times), rcond=None)
     return np.clip(coef, 0, None)
 

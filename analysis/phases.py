@@ -55,3 +55,36 @@ def in_flight_share(run):
     """overlapped / (overlapped + exposed), summed over steps and ranks (0 with no communication)."""
     total = run.overlapped.sum() + run.exposed.sum()
     return float(run.overlapped.sum() / total) if total > 0 else 0.0
+
+
+POP_DEFINITIONS = """\
+POP metrics (the POP Centre of Excellence's efficiencies), per run and then the median over
+repeats. Useful time of rank i: u_i = its compute plus update seconds over all steps. T = the
+step loop's time (sum over steps of the slowest rank's step). T_ideal = the same loop replayed
+on an ideal network (transfers take no time): sum over steps of max_i (compute + update), as
+each allreduce still waits for the last rank. Load balance LB = mean u_i / max u_i;
+serialisation efficiency SerE = max u_i / T_ideal (time lost to ranks waiting on each other
+step by step, beyond the whole-run imbalance); transfer efficiency TE = T_ideal / T (time the
+network took); communication efficiency CommE = SerE x TE = max u_i / T; parallel efficiency
+PE = LB x CommE = mean u_i / T."""
+
+
+@dataclass
+class Pop:
+    load_balance: float
+    serialisation: float
+    transfer: float
+    communication: float
+    parallel: float
+
+
+def pop(run):
+    """The POP efficiencies of one run (definitions in POP_DEFINITIONS)."""
+    useful_steps = run.compute + run.update
+    useful = useful_steps.sum(axis=0)
+    total = run.step.max(axis=1).sum()
+    ideal = useful_steps.max(axis=1).sum()
+    lb = useful.mean() / useful.max()
+    ser = useful.max() / ideal
+    te = ideal / total
+    return Pop(float(lb), float(ser), float(te), float(ser * te), float(lb * ser * te))

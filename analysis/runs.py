@@ -42,6 +42,9 @@ class Run:
     batch: int
     grad_bytes: int  # bytes of the flat gradient one allreduce moves
     timer_overhead_s: float  # the MPI_Wtime reads of one step
+    hosts: int = 1
+    oversubscribed: bool = False  # some host (or machine of hosts) had more ranks than cores
+    machine: str = ""  # CPU model and cores, for titles
 
 
 @dataclass
@@ -51,10 +54,23 @@ class Sweep:
     dtype: str
     sizes: np.ndarray  # [sizes] bytes
     latency: dict = field(default_factory=dict)  # algorithm -> [sizes] seconds (median over ranks of each rank's median)
+    hosts: int = 1
+    oversubscribed: bool = False
+
+    @property
+    def per_host(self):
+        return max(1, self.ranks // self.hosts)
 
 
 def _text(value):
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _machine(f):
+    """'<CPU model>, <cores> cores per host' from a run file's provenance."""
+    cpu = _text(f.attrs.get("cpu_model", "unknown CPU"))
+    cores = int(np.max(f["ranks/cores_on_host"][()])) if "ranks/cores_on_host" in f else 0
+    return f"{cpu}, {cores} cores per host" if cores else cpu
 
 
 def read_run(path):
@@ -81,13 +97,17 @@ def read_run(path):
             batch=int(config["batch"]),
             grad_bytes=int(f["model/params"].size * f["model/params"].dtype.itemsize),
             timer_overhead_s=float(summary["timer_overhead_s"]),
+            hosts=int(f.attrs.get("hosts", 1)),
+            oversubscribed=bool(f.attrs.get("oversubscribed", 0)),
+            machine=_machine(f),
         )
 
 
 def read_sweep(path):
     with h5py.File(path, "r") as f:
         bench = f["bench"]
-        sweep = Sweep(Path(path), int(bench.attrs["ranks"]), _text(bench.attrs["dtype"]), bench["sizes_bytes"][()])
+        sweep = Sweep(Path(path), int(bench.attrs["ranks"]), _text(bench.attrs["dtype"]), bench["sizes_bytes"][()],
+                      hosts=int(f.attrs.get("hosts", 1)), oversubscribed=bool(f.attrs.get("oversubscribed", 0)))
         for name in bench:
             if name == "sizes_bytes":
                 continue
@@ -103,6 +123,14 @@ class Study:
     runs: list
     sweeps: list
     warnings: list
+    include_oversubscribed: bool = False
+
+    def fitted_runs(self):
+        """The runs the fits use: oversubscribed ones only when asked for."""
+        return [r for r in self.runs if self.include_oversubscribed or not r.oversubscribed]
+
+    def fitted_sweeps(self):
+        return [s for s in self.sweeps if self.include_oversubscribed or not s.oversubscribed]
 
     def by_ranks(self):
         """Rank count -> runs, in increasing rank count."""
@@ -118,7 +146,7 @@ def _interrupted(path):
         return bool(f["summary"].attrs.get("interrupted", 0))
 
 
-def load_study(folder):
+def load_study(folder, include_oversubscribed=False):
     folder = Path(folder)
     if not folder.is_dir():
         raise StudyError(f"{folder}: no such folder; give the folder that holds the study's .h5 files")
@@ -159,7 +187,13 @@ def load_study(folder):
             warnings.append("fewer than 3 repeats at some rank count: min-max ranges are not a spread estimate")
     else:
         kind = "allreduce"
-    return Study(folder, kind, runs, sweeps, warnings)
+    over = sorted({r.ranks for r in runs if r.oversubscribed} | {s.ranks for s in sweeps if s.oversubscribed})
+    if over:
+        use = ("included in the fits (--include-oversubscribed)" if include_oversubscribed
+               else "left out of every fit (--include-oversubscribed puts them in)")
+        warnings.append(f"runs on {', '.join(map(str, over))} ranks were oversubscribed (more ranks than cores on "
+                        f"a host or machine: their times measure the scheduler too); {use}")
+    return Study(folder, kind, runs, sweeps, warnings, include_oversubscribed)
 
 
 def check_one_configuration(runs):

@@ -7,20 +7,22 @@
 # namespaces. Ranks on one host talk over the host's loopback, which is not rate-limited.
 #
 #   bash bench/cluster.sh up   [--name N] [--hosts H] [--rate RATE] [--delay TIME]
-#   bash bench/cluster.sh run  [--name N] [--ranks-per-host R] -- PROGRAM [ARGS...]
+#   bash bench/cluster.sh run  [--name N] [--hosts H] [--ranks-per-host R] -- PROGRAM [ARGS...]
 #   bash bench/cluster.sh down [--name N]
 #
 # N: the cluster's name (default mpisgd; namespaces N-h0.. N-h(H-1) and N-sw); H: hosts
 # (default 4); RATE: each link's rate in tc's units, 100mbit to 10gbit (default 1gbit);
 # TIME: a fixed one-way delay per link, added with netem where the kernel has it (refused
-# with a message where it does not); R: ranks per host (default 1). `run` passes the
+# with a message where it does not); R: ranks per host (default 1). `run --hosts H` runs on
+# the first H hosts of the cluster (default all). `run` passes the
 # environment's RUST_LOG on; Open MPI's run-as-root permission is given to that job only.
 # Hosts share the machine's cores: host i runs on its own cores when there are at least H,
 # otherwise on core i mod cores (the run file then says the machine is oversubscribed).
 set -euo pipefail
 
 NAME=mpisgd
-HOSTS=4
+HOSTS=
+DEFAULT_HOSTS=4
 RATE=1gbit
 DELAY=
 PER_HOST=1
@@ -73,6 +75,7 @@ shape() {
 }
 
 up() {
+  HOSTS=${HOSTS:-$DEFAULT_HOSTS}
   [ "$(id -u)" = 0 ] || die "network namespaces need root: sudo bash bench/cluster.sh up"
   [[ $HOSTS =~ ^[0-9]+$ ]] && (( HOSTS >= 1 && HOSTS <= 64 )) || die "--hosts $HOSTS: give 1 to 64"
   local bps
@@ -132,10 +135,14 @@ down() {
 }
 
 run() {
-  local dir hosts
+  local dir hosts hostfile
   dir=$(state_dir)
   [ -f "$dir/hosts" ] || die "no cluster named $NAME is up: bash bench/cluster.sh up --name $NAME"
-  hosts=$(cat "$dir/hosts")
+  hosts=${HOSTS:-$(cat "$dir/hosts")}
+  [[ $hosts =~ ^[0-9]+$ ]] && (( hosts >= 1 && hosts <= $(cat "$dir/hosts") )) ||
+    die "--hosts $hosts: the cluster $NAME has $(cat "$dir/hosts") hosts"
+  hostfile="$dir/hostfile-$hosts"
+  head -n "$hosts" "$dir/hostfile" > "$hostfile"
   [[ $PER_HOST =~ ^[12]$ ]] || die "--ranks-per-host $PER_HOST: give 1 or 2"
   (( $# > 0 )) || die "run: give the program after --"
   local root_env=() shared=()
@@ -145,8 +152,8 @@ run() {
   # reached 35% of the link rate on 4 hosts and 2 cores spinning, 85% yielding).
   (( hosts * PER_HOST > $(nproc) )) && shared=(--mca mpi_yield_when_idle 1)
   ip netns exec "$NAME-h0" unshare --uts env "${root_env[@]}" HOST="$NAME-h0" \
-    taskset -c "$(HOSTS=$hosts host_cpus 0)" \
-    sh -c 'hostname "$HOST" && unset HOST && exec "$@"' sh mpirun --hostfile "$dir/hostfile" --map-by "ppr:$PER_HOST:node" --bind-to none \
+    taskset -c "$(HOSTS=$(cat "$dir/hosts") host_cpus 0)" \
+    sh -c 'hostname "$HOST" && unset HOST && exec "$@"' sh mpirun --hostfile "$hostfile" --map-by "ppr:$PER_HOST:node" --bind-to none \
     --mca plm_rsh_agent "$dir/agent" --mca btl tcp,vader,self "${shared[@]}" \
     --mca btl_tcp_if_include "$SUBNET.0/24" --mca oob_tcp_if_include "$SUBNET.0/24" \
     ${RUST_LOG:+-x RUST_LOG} -n $(( hosts * PER_HOST )) "$@"

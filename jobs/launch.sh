@@ -130,11 +130,21 @@ launch() {
 study() {
   local kind=$1; shift
   mkdir -p "$STUDY"
+  # SIZES="5000 10000 ...": the study once per data-set size (--samples), each in a folder
+  # samples-<N> of STUDY; the report draws one curve per size.
+  local sizes=${SIZES:-} n out
+  if [ -n "$sizes" ] && [[ " $ARGS " == *" --samples "* ]]; then
+    echo "$kind: give the rows either in SIZES or in ARGS (--samples), not both" >&2; exit 2
+  fi
   for r in $(seq 1 "$REPEAT"); do
-    for p in $RANKS; do
-      echo "== $kind: $p ranks, repeat $r of $REPEAT"
-      # shellcheck disable=SC2086
-      launch "$p" "$BIN" train "$@" $ARGS --out "$STUDY/p$p-r$r.h5" --force
+    for n in ${sizes:-""}; do
+      for p in $RANKS; do
+        out=$STUDY
+        if [ -n "$n" ]; then out=$STUDY/samples-$n; mkdir -p "$out"; fi
+        echo "== $kind: $p ranks${n:+, $n rows}, repeat $r of $REPEAT"
+        # shellcheck disable=SC2086
+        launch "$p" "$BIN" train "$@" $ARGS ${n:+--samples $n} --out "$out/p$p-r$r.h5" --force
+      done
     done
   done
   echo "study written to $STUDY; report: make analyze STUDY=$STUDY"

@@ -48,6 +48,8 @@ pub struct Provenance {
     pub blas_threads: usize,
     /// The SIMD path of the model kernels on rank 0 (`simd::Isa`).
     pub simd: &'static str,
+    /// The CPU's model name on rank 0, as `/proc/cpuinfo` gives it (`unknown` elsewhere).
+    pub cpu_model: String,
     /// Host name of every rank, in rank order (rank 0); this rank's alone elsewhere.
     pub hostnames: Vec<String>,
 }
@@ -90,6 +92,7 @@ impl Provenance {
             blas: crate::blas::description(),
             blas_threads: startup.blas_threads,
             simd: Isa::current().name(),
+            cpu_model: cpu_model(),
             hostnames,
         }
     }
@@ -110,4 +113,17 @@ impl Provenance {
 /// not UTF-8, legal in a Linux path, is recorded with U+FFFD in place of its odd bytes).
 pub fn command_line() -> String {
     shell_words::join(std::env::args_os().map(|a| a.to_string_lossy().into_owned()))
+}
+
+/// The first `model name` of `/proc/cpuinfo` (`unknown` where there is none).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -6,7 +6,8 @@ from analysis import commmodel
 
 
 def write_run(path, ranks, wall_s, steps=20, config=None, compute_per_rank=None, allreduce=0.001,
-              samples_per_rank=0, accuracy=0.99, interrupted=False, overlapped=0.0):
+              samples_per_rank=0, accuracy=0.99, interrupted=False, overlapped=0.0, oversubscribed=False,
+              hosts=1, grad_bytes=168):
     """A run file of `ranks` ranks taking `wall_s`; rank r computes compute_per_rank[r] seconds
     per step (default equal shares of 0.01 s), with `overlapped` seconds of communication in
     flight behind it (--overlap)."""
@@ -24,6 +25,9 @@ def write_run(path, ranks, wall_s, steps=20, config=None, compute_per_rank=None,
     cfg["ranks"] = ranks
     with h5py.File(path, "w") as f:
         f.attrs["format"] = "mpi-sgd/1"
+        f.attrs["oversubscribed"], f.attrs["hosts"] = np.uint64(oversubscribed), np.uint64(hosts)
+        f.attrs["cpu_model"] = "Test CPU"
+        f["ranks/cores_on_host"] = np.full(ranks, 2, dtype=np.uint64)
         c = f.create_group("config")
         for k, v in cfg.items():
             c.attrs[k] = v
@@ -32,7 +36,7 @@ def write_run(path, ranks, wall_s, steps=20, config=None, compute_per_rank=None,
         t["step"] = compute + allreduce_t + update
         t["exposed"], t["overlapped"] = allreduce_t, np.full((steps, ranks), float(overlapped))
         f["comm/bytes_sent"] = np.full((steps, ranks), 168, dtype=np.uint64)
-        f["model/params"] = np.zeros(21)
+        f["model/params"] = np.zeros(grad_bytes // 8)
         s = f.create_group("summary")
         s.attrs["wall_s"], s.attrs["steps"] = float(wall_s), steps
         s.attrs["loss"], s.attrs["test_accuracy"] = 0.1, accuracy
@@ -40,14 +44,20 @@ def write_run(path, ranks, wall_s, steps=20, config=None, compute_per_rank=None,
         s.attrs["timer_overhead_s"] = 1e-7
 
 
-def write_sweep(path, ranks, coef, algorithms=commmodel.ALGORITHMS, sizes=None, iterations=3):
-    """A bench-allreduce file whose latencies follow the alpha-beta-gamma model exactly."""
+def write_sweep(path, ranks, coef, algorithms=commmodel.ALGORITHMS, sizes=None, iterations=3, hosts=None,
+                oversubscribed=False, noise=None):
+    """A bench-allreduce file whose latencies follow the alpha-beta-gamma model exactly (times
+    `noise(alg, n)` where given), on `hosts` hosts (default one rank each)."""
+    hosts = hosts or ranks
     sizes = np.array(sizes if sizes is not None else [8 << i for i in range(20)], dtype=np.uint64)
     with h5py.File(path, "w") as f:
         f.attrs["format"] = "mpi-sgd-bench/1"
+        f.attrs["hosts"], f.attrs["oversubscribed"] = np.uint64(hosts), np.uint64(oversubscribed)
         b = f.create_group("bench")
         b.attrs["ranks"], b.attrs["dtype"] = ranks, "f64"
         b["sizes_bytes"] = sizes
         for alg in algorithms:
-            t = np.array([commmodel.predict(coef, alg, float(n), ranks) for n in sizes])
+            model = "ring" if alg == "mpi" else alg  # the library: priced as a ring
+            t = np.array([commmodel.predict(coef, model, float(n), ranks, ranks // hosts)
+                          * (noise(alg, n) if noise else 1.0) for n in sizes])
             b[f"{alg}/latency_s"] = np.repeat(t[:, None, None], iterations, axis=1).repeat(ranks, axis=2)

@@ -5,9 +5,16 @@
 //! Cores are the union of the CPU affinity masks of the host's ranks: a launcher that binds
 //! each rank to one core still leaves the host its cores, and Slurm's cpusets are honoured.
 //! A CPU quota (cgroup `cpu.max`) is not counted.
+//!
+//! Hosts that are one machine (an emulated cluster: network namespaces that MPI sees as
+//! hosts, all on one kernel, known by its boot id) share its cores: the job is oversubscribed
+//! too when the machine's ranks outnumber the machine's cores, whatever each host reports.
 
 use mpi::collective::SystemOperation;
-use mpi::topology::SimpleCommunicator;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use mpi::topology::{Color, SimpleCommunicator};
 use mpi::traits::*;
 
 /// Words of a CPU mask (`CPU_SETSIZE` = 1024 CPUs).
@@ -23,7 +30,7 @@ pub struct Placement {
     pub cores_on_host: usize,
     /// CPUs this rank may run on (1: bound to one core).
     pub cpus_of_rank: usize,
-    /// Some host of the job has more ranks than cores.
+    /// Some host, or some machine of hosts that share a kernel, has more ranks than cores.
     pub oversubscribed: bool,
 }
 
@@ -36,8 +43,18 @@ impl Placement {
         host.all_reduce_into(&own[..], &mut union[..], SystemOperation::bitwise_or());
         let ranks_on_host = host.size() as usize;
         let cores_on_host = count(&union).max(1);
+        let machine = world
+            .split_by_color(Color::with_value(machine_color()))
+            .expect("every rank has a colour");
+        let mut machine_union = [0u64; MASK_WORDS];
+        machine.all_reduce_into(
+            &union[..],
+            &mut machine_union[..],
+            SystemOperation::bitwise_or(),
+        );
+        let machine_over = machine.size() as usize > count(&machine_union).max(1);
         let leader = u64::from(host.rank() == 0);
-        let over = u64::from(ranks_on_host > cores_on_host);
+        let over = u64::from(ranks_on_host > cores_on_host || machine_over);
         let mut totals = [0u64; 2];
         world.all_reduce_into(&[leader, over][..], &mut totals[..], SystemOperation::sum());
         Self {
@@ -48,6 +65,18 @@ impl Placement {
             oversubscribed: totals[1] > 0,
         }
     }
+}
+
+/// A colour shared by the processes of one running kernel: a hash of its boot id (the
+/// hostname where there is none), below 2^31 as `MPI_Comm_split` needs.
+fn machine_color() -> i32 {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_default();
+    let mut hasher = DefaultHasher::new();
+    id.trim().hash(&mut hasher);
+    (hasher.finish() & 0x7fff_ffff) as i32
 }
 
 fn count(mask: &[u64]) -> usize {

@@ -110,6 +110,7 @@ fn write_provenance(file: &hdf5::File, format: &str, p: &Provenance) -> anyhow::
         ("build_profile", p.build_profile),
         ("blas", &p.blas),
         ("simd", p.simd),
+        ("cpu_model", &p.cpu_model),
     ] {
         text_attr(file, name, value)?;
     }
