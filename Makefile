@@ -45,9 +45,10 @@ CARGO = $(if $(MPI_PKG_CONFIG),MPI_PKG_CONFIG=$(MPI_PKG_CONFIG)) CARGO_TARGET_DI
 
 # Debian/Ubuntu packages the build, the tests and the HDF5 tools need.
 DEB_PACKAGES := build-essential pkg-config libclang-dev $(MPI_PACKAGES) \
-                libhdf5-dev hdf5-tools libopenblas-dev python3-venv slurm-wlm munge
+                libhdf5-dev hdf5-tools libopenblas-dev python3-venv slurm-wlm munge \
+                iproute2 kmod
 
-.PHONY: all deps build run test test-mpi test-slurm lint bench fuzz clean strong weak allreduce-sweep analyze venv compare-algorithms
+.PHONY: all deps build run test test-mpi test-slurm test-emulated lint bench fuzz clean strong weak allreduce-sweep analyze venv compare-algorithms emulated-study extrap
 
 all: build
 
@@ -123,21 +124,42 @@ $(VENV)/.installed: analysis/requirements.txt | deps
 	touch $@
 
 # The report of a study folder: tables, plots, report.md, written into the folder.
+# INCLUDE_OVERSUBSCRIBED=1 fits runs with more ranks than cores too (marked in the report).
 analyze: venv
 	@[ -n "$(STUDY)" ] || { echo "make analyze: give the study folder, e.g. make analyze STUDY=results/strong-..." >&2; exit 2; }
-	$(VENV)/bin/python -m analysis report $(STUDY)
+	$(VENV)/bin/python -m analysis report $(STUDY) $(if $(INCLUDE_OVERSUBSCRIBED),--include-oversubscribed)
+
+# The study's measurements in Extra-P's JSON Lines format (runs.jsonl, allreduce.jsonl in the
+# folder): `extrap --json STUDY/runs.jsonl`.
+extrap: venv
+	@[ -n "$(STUDY)" ] || { echo "make extrap: give the study folder, e.g. make extrap STUDY=results/strong-..." >&2; exit 2; }
+	$(VENV)/bin/python -m analysis extrap $(STUDY)
+
+# An emulated cluster (root): HOSTS ("2 3 4") network namespaces with RATE (1gbit) links,
+# PER_HOST ("1 2") ranks per host; allreduce sweeps there and on shared memory, a strong study
+# of every algorithm, then the report of fitted models checked where they were not fitted
+# (bench/emulated_study.sh has every variable). INCLUDE_OVERSUBSCRIBED=1 as for analyze.
+EMULATED_STUDY = $(or $(STUDY),results/emulated-$(shell date +%Y%m%d-%H%M%S))
+emulated-study: build venv
+	@study="$(EMULATED_STUDY)"; \
+	STUDY="$$study" BIN=$(BIN) bash bench/emulated_study.sh && \
+	$(VENV)/bin/python -m analysis emulated "$$study" $(if $(INCLUDE_OVERSUBSCRIBED),--include-oversubscribed)
 
 test: deps venv
 	$(CARGO) test --release
 	$(VENV)/bin/python -m pytest -q analysis/tests
-	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm.sh; \
-	else echo "make test: the Slurm test was NOT run: it starts munge and Slurm daemons, which needs root (sudo make test-slurm)"; fi
+	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm.sh && BIN=$(BIN) bash tests/emulated.sh; \
+	else echo "make test: the Slurm and emulated-cluster tests were NOT run: they start daemons and network namespaces, which needs root (sudo make test-slurm test-emulated)"; fi
 
 # The integration tests alone (tests/*.rs: every subcommand under the family's launcher), e.g.
 # `make test-mpi MPI=mpich` after `make test`, with the ones that need both families installed
 # (the binary under the other family's launcher).
 test-mpi: deps
 	$(CARGO) test --release --no-fail-fast --test '*' -- --include-ignored
+
+# The emulated cluster (bench/cluster.sh): namespaces, a 4-host job, the link rate, teardown (root).
+test-emulated: deps build
+	BIN=$(BIN) bash tests/emulated.sh
 
 # A single-node Slurm on this machine runs jobs/strong.sbatch (root: it starts the daemons).
 test-slurm: deps build

@@ -145,6 +145,8 @@ run() {
   head -n "$hosts" "$dir/hostfile" > "$hostfile"
   [[ $PER_HOST =~ ^[12]$ ]] || die "--ranks-per-host $PER_HOST: give 1 or 2"
   (( $# > 0 )) || die "run: give the program after --"
+  mpirun --version 2>/dev/null | grep -q "Open MPI" ||
+    die "the emulated cluster launches with Open MPI's mpirun (its rsh agent starts the hosts' daemons); install Open MPI, and run a binary built for it"
   local root_env=() shared=()
   [ "$(id -u)" = 0 ] && root_env=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
   # Each host's daemon sees all its cores, so Open MPI does not know that the hosts' ranks
