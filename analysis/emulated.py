@@ -82,14 +82,21 @@ def summary(rel):
     return float(np.median(np.abs(rel))), float(np.max(np.abs(rel))), float(smape)
 
 
+def layouts(points):
+    """(algorithm, ranks per host) -> its points: each layout is a network of its own (with two
+    ranks per host some of a flat algorithm's messages stay inside a host)."""
+    groups = {}
+    for p in points:
+        groups.setdefault((p.algorithm, p.per_host), []).append(p)
+    return dict(sorted(groups.items()))
+
+
 def leave_one_host_count_out(points):
     """Rows (algorithm, hosts, ranks, bytes, measured, predicted, relative error) of each
-    algorithm's model fitted without the host count it predicts."""
+    algorithm's model, per ranks-per-host layout, fitted without the host count it predicts."""
     rows = []
-    for alg in sorted({p.algorithm for p in points}):
-        mine = [p for p in points if p.algorithm == alg]
-        hosts = sorted({p.hosts for p in mine})
-        for h in hosts:
+    for (alg, _), mine in layouts(points).items():
+        for h in sorted({p.hosts for p in mine}):
             coef = fit([p for p in mine if p.hosts != h])
             for p in (q for q in mine if q.hosts == h):
                 predicted = predict(coef, p)
@@ -154,19 +161,20 @@ def step_rows(study, coefs):
     return rows
 
 
-def bootstrap_band(sweeps, algorithm, n, grid, rounds=300, seed=0):
-    """The 2.5 and 97.5 percentiles of the allreduce time at every P of `grid` when the
-    sweeps are resampled with replacement within each (hosts, ranks) configuration."""
+def bootstrap_bands(sweeps, algorithms, n, grid, rounds=300, seed=0):
+    """Per algorithm, the 2.5 and 97.5 percentiles of the allreduce time at every P of `grid`
+    when the sweeps are resampled with replacement within each (hosts, ranks) configuration."""
     rng = np.random.default_rng(seed)
     groups = {}
     for sw in sweeps:
         groups.setdefault((sw.hosts, sw.ranks), []).append(sw)
-    curves = []
+    curves = {alg: [] for alg in algorithms}
     for _ in range(rounds):
-        sample = [g[i] for g in groups.values() for i in rng.integers(0, len(g), len(g))]
-        coef = fit([p for p in median_points(sample) if p.algorithm == algorithm])
-        curves.append([commmodel.predict(coef, algorithm, n, q) for q in grid])
-    return np.percentile(np.array(curves), [2.5, 97.5], axis=0)
+        points = median_points([g[i] for g in groups.values() for i in rng.integers(0, len(g), len(g))])
+        for alg in algorithms:
+            coef = fit([p for p in points if p.algorithm == alg])
+            curves[alg].append([commmodel.predict(coef, alg, n, q) for q in grid])
+    return {alg: np.percentile(np.array(c), [2.5, 97.5], axis=0) for alg, c in curves.items()}
 
 
 def write_emulated_report(folder, out=None, include_oversubscribed=False, goal=0.25):
@@ -235,6 +243,13 @@ def write_emulated_report(folder, out=None, include_oversubscribed=False, goal=0
             lines.append(f"| {alg} | {h} | {m * 1e3:.2f} | {p * 1e3:.2f} | {rel:+.0%} |")
         error_table([r for r in steps if r[1] > 1], lines, goal)
         prediction_plot(network, coefs, steps[0][3], out, lines)
+    links = folder / "links.txt"
+    if links.exists():
+        lines.append("\n## The links at the end of the study\n")
+        lines.append("Bytes, packets and drops of every link end's queue (`bench/cluster.sh stats`). A drop at "
+                     "the end of a message leaves TCP no duplicate acknowledgements to recover by: it waits a "
+                     "retransmission timeout (200 ms at least), a cost no alpha-beta model has.\n")
+        lines.append("```\n" + links.read_text().strip() + "\n```")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -248,9 +263,10 @@ def prediction_plot(sweeps, coefs, n, out, lines):
     lines.append("Network model fitted to every host count; 95% band by bootstrap over the sweeps' repeats. "
                  "One rank per host; the model assumes the emulated links, a bridge that never congests, and "
                  "costs that stay linear in P.\n")
+    bands = bootstrap_bands(sweeps, list(coefs), float(n), grid)
     for i, (alg, coef) in enumerate(coefs.items()):
         t = np.array([commmodel.predict(coef, alg, float(n), q) for q in grid])
-        low, high = bootstrap_band(sweeps, alg, float(n), grid)
+        low, high = bands[alg]
         ax.plot(grid, t * 1e3, color=f"C{i}", ls=STYLES.get(alg, "-"), label=alg)
         ax.fill_between(grid, low * 1e3, high * 1e3, color=f"C{i}", alpha=0.15, lw=0)
         lines.append(f"- {alg}: {t[-1] * 1e3:.1f} ms at 1024 hosts (95% band {low[-1] * 1e3:.1f} to {high[-1] * 1e3:.1f})")

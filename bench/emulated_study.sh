@@ -12,7 +12,7 @@
 #   SIZES     the sweep's message sizes in bytes (default 1 KiB to 4 MiB, by 4)
 #   WORKLOAD  the strong study's `train` options (default: an MLP of 263,000 parameters, 16 steps)
 #
-# Layout: network/sweep-h<H>-r<R>-<repeat>.h5, shared/sweep-<repeat>.h5 (on as many ranks as
+# Layout: cluster.txt and links.txt (the links' counters at the end), network/sweep-h<H>-r<R>-<repeat>.h5, shared/sweep-<repeat>.h5 (on as many ranks as
 # cores), strong/<algorithm>/run-h<H>-<repeat>.h5; then `python -m analysis emulated STUDY`.
 # The cluster is torn down at the end, on failure and on Ctrl-C.
 set -euo pipefail
@@ -58,4 +58,7 @@ for r in $(seq 1 "$REPEAT"); do
     done
   done
 done
+# Packets dropped at the links' queues: where the model misses, they are often why (a loss at
+# the end of a message costs TCP a retransmission timeout, 200 ms at least).
+bash bench/cluster.sh stats --name "$NAME" > "$STUDY/links.txt"
 echo "emulated-study: written to $STUDY; report: .venv/bin/python -m analysis emulated $STUDY"

@@ -15,12 +15,13 @@ NAME=mpisgdtest
 RATE=500mbit
 RATE_MBPS=62.5  # MB/s of 500 Mbit/s
 work=$(mktemp -d)
-links_before=$(ip -o link | wc -l)
 cleanup() { bash bench/cluster.sh down --name "$NAME" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "tests/emulated.sh: FAILED: $*" >&2; exit 1; }
 cluster() { bash bench/cluster.sh "$1" --name "$NAME" "${@:2}"; }
 
+cluster down  # what a killed earlier run of this test left behind (its own name only)
+links_before=$(ip -o link | wc -l)
 cluster up --hosts 4 --rate "$RATE" > "$work/up.txt"
 [ "$(ip netns list | grep -c "^$NAME-")" = 5 ] || fail "expected 4 host namespaces and a switch: $(ip netns list | tr '\n' ' ')"
 for i in 0 1 2 3; do
