@@ -273,6 +273,7 @@ def prediction_plot(sweeps, coefs, n, out, lines):
     ax.set(xlabel="hosts", ylabel="allreduce ms", xscale="log", yscale="log",
            title=f"allreduce of {n} bytes on the emulated cluster's links")
     plain_log_ticks(ax, [2, 8, 32, 128, 512, 1024])
+    plain_log_ticks(ax, axis="y")
     ax.legend(fontsize=7)
     lines.append("")
     lines.append(save(fig, out, "prediction_hosts"))

@@ -32,10 +32,12 @@ def save(fig, out, name):
     return f"![{name}]({name}.png)"
 
 
-def plain_log_ticks(ax, values, axis="x"):
-    """Log axis labelled at `values` in plain numbers (1, 2, 4, 8; not 2x10^0)."""
+def plain_log_ticks(ax, values=None, axis="x"):
+    """Log axis labelled in plain numbers (1, 2, 4, 8; not 2x10^0), at `values` (default: the
+    decades)."""
     target = ax.xaxis if axis == "x" else ax.yaxis
-    target.set_major_locator(ticker.FixedLocator(sorted(set(float(v) for v in values))))
+    if values is not None:
+        target.set_major_locator(ticker.FixedLocator(sorted(set(float(v) for v in values))))
     target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(ticker.NullFormatter())
 
@@ -191,7 +193,7 @@ def phases_section(study, out, lines):
         ax.bar(x, values, bottom=bottom, label=name)
         bottom += values
     ax.set_xticks(x, [str(k) for k in groups])
-    ax.set(xlabel="ranks p", ylabel="ms per step")
+    ax.set(xlabel="ranks p", ylabel="ms per step", title=title(study))
     ax.legend()
     lines.append("")
     lines.append(save(fig, out, "phases"))
@@ -244,12 +246,15 @@ def accuracy_section(study, out, lines):
     a1.set(xlabel="ranks p", ylabel="test accuracy", xscale="log")
     a2.plot(list(groups), loss, "C1o")
     a2.set(xlabel="ranks p", ylabel="final loss", xscale="log")
+    for ax in (a1, a2):
+        plain_log_ticks(ax, list(groups))
+    fig.suptitle(title(study), fontsize=9)
     lines.append("")
     lines.append(save(fig, out, "accuracy"))
 
 
 STYLES = {"ring": "-", "tree": "--", "rd": "-.", "rabenseifner": ":", "star": (0, (5, 1, 1, 1, 1, 1)),
-          "hier": (0, (1, 1))}
+          "hier": (0, (8, 2))}
 
 
 def step_model(runs, sweeps):

@@ -4,7 +4,8 @@
 # link is rate-limited in both directions with tc's token bucket (tbf). Open MPI runs across
 # the hosts over TCP: mpirun starts in the first host, an rsh agent starts the other hosts'
 # daemons with `ip netns exec`, and every socket (MPI's and the launcher's) lives inside the
-# namespaces. Ranks on one host talk over the host's loopback, which is not rate-limited.
+# namespaces. Ranks on one host share memory (Open MPI's vader), as on a real node; each host
+# has its own host name (a UTS namespace), which is how Open MPI tells hosts apart.
 #
 #   bash bench/cluster.sh up   [--name N] [--hosts H] [--rate RATE] [--delay TIME]
 #   bash bench/cluster.sh run  [--name N] [--hosts H] [--ranks-per-host R] -- PROGRAM [ARGS...]
