@@ -87,6 +87,8 @@ up() {
   [ -z "$(namespaces)" ] || die "a cluster named $NAME is already up (namespaces: $(namespaces | tr '\n' ' ')); bash bench/cluster.sh down --name $NAME, or choose another --name"
   local dir sw i ns
   dir=$(state_dir)
+  # A step that fails half-way leaves nothing behind.
+  trap 'echo "cluster.sh: up failed; removing what it made" >&2; down' ERR
   mkdir -p "$dir"
   sw="$NAME-sw"
   ip netns add "$sw"
