@@ -91,28 +91,30 @@ def layouts(points):
     return dict(sorted(groups.items()))
 
 
+def error_row(coef, p):
+    """(algorithm, hosts, ranks, bytes, measured, predicted, relative error) of one point."""
+    predicted = predict(coef, p)
+    return [p.algorithm, p.hosts, p.ranks, int(p.bytes), p.seconds, predicted, predicted / p.seconds - 1]
+
+
 def leave_one_host_count_out(points):
-    """Rows (algorithm, hosts, ranks, bytes, measured, predicted, relative error) of each
-    algorithm's model, per ranks-per-host layout, fitted without the host count it predicts."""
+    """Error rows of each algorithm's model, per ranks-per-host layout, fitted without the host
+    count it predicts."""
     rows = []
-    for (alg, _), mine in layouts(points).items():
+    for mine in layouts(points).values():
         for h in sorted({p.hosts for p in mine}):
             coef = fit([p for p in mine if p.hosts != h])
-            for p in (q for q in mine if q.hosts == h):
-                predicted = predict(coef, p)
-                rows.append([alg, h, p.ranks, int(p.bytes), p.seconds, predicted, predicted / p.seconds - 1])
+            rows += [error_row(coef, p) for p in mine if p.hosts == h]
     return rows
 
 
 def in_sample(points):
-    """The same rows for a model fitted to every point (one rank count: nothing to leave out)."""
+    """The same rows for a model fitted to every point of its layout (one rank count: nothing
+    to leave out)."""
     rows = []
-    for alg in sorted({p.algorithm for p in points}):
-        mine = [p for p in points if p.algorithm == alg]
+    for mine in layouts(points).values():
         coef = fit(mine)
-        for p in mine:
-            predicted = predict(coef, p)
-            rows.append([alg, p.hosts, p.ranks, int(p.bytes), p.seconds, predicted, predicted / p.seconds - 1])
+        rows += [error_row(coef, p) for p in mine]
     return rows
 
 

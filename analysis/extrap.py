@@ -12,26 +12,9 @@ Extra-P needs every line of a file to have the same parameters, hence two files.
 import json
 from pathlib import Path
 
-import h5py
-
-from .runs import BENCH_FORMAT, RUN_FORMAT, StudyError, _text, read_run, read_sweep
+from .runs import RUN_FORMAT, StudyError, read_run, read_sweep, study_files
 
 PHASES = ("compute", "allreduce", "update", "step")
-
-
-def study_files(folder):
-    """Run files and sweeps anywhere under `folder` (checkpoints left out)."""
-    runs, sweeps = [], []
-    for path in sorted(Path(folder).rglob("*.h5")):
-        if path.name.endswith(".ckpt.h5"):
-            continue
-        with h5py.File(path, "r") as f:
-            fmt = _text(f.attrs.get("format", ""))
-        if fmt == RUN_FORMAT:
-            runs.append(read_run(path))
-        elif fmt == BENCH_FORMAT:
-            sweeps.append(read_sweep(path))
-    return runs, sweeps
 
 
 def run_lines(runs):
@@ -56,13 +39,12 @@ def sweep_lines(sweeps):
 
 def export(folder, out=None):
     """Writes runs.jsonl and/or allreduce.jsonl into `out` (default the folder); returns the paths."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise StudyError(f"{folder}: no such folder; give a study folder")
+    files = list(study_files(folder))
+    runs = [read_run(path) for path, fmt in files if fmt == RUN_FORMAT]
+    sweeps = [read_sweep(path) for path, fmt in files if fmt != RUN_FORMAT]
     out = Path(out or folder)
     out.mkdir(parents=True, exist_ok=True)
-    runs, sweeps = study_files(folder)
-    if not runs and not sweeps:
+    if not files:
         raise StudyError(f"{folder}: no run files or sweeps (.h5) in it")
     written = []
     for name, lines in (("runs.jsonl", run_lines(runs) if runs else None),

@@ -146,11 +146,12 @@ def _interrupted(path):
         return bool(f["summary"].attrs.get("interrupted", 0))
 
 
-def load_study(folder, include_oversubscribed=False):
+def study_files(folder):
+    """(path, format) of every run file and sweep under `folder`, checkpoints left out; a file
+    that is neither is a StudyError."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StudyError(f"{folder}: no such folder; give the folder that holds the study's .h5 files")
-    runs, sweeps, skipped = [], [], []
     for path in sorted(folder.rglob("*.h5")):
         if path.name.endswith(".ckpt.h5"):
             continue  # checkpoints of a run, not runs
@@ -159,14 +160,21 @@ def load_study(folder, include_oversubscribed=False):
                 fmt = _text(f.attrs.get("format", ""))
         except OSError as e:
             raise StudyError(f"{path}: not a readable HDF5 file ({e}); remove it from the study folder")
+        if fmt not in (RUN_FORMAT, BENCH_FORMAT):
+            raise StudyError(f"{path}: format {fmt!r} is not {RUN_FORMAT} or {BENCH_FORMAT}; remove it from the study folder")
+        yield path, fmt
+
+
+def load_study(folder, include_oversubscribed=False):
+    folder = Path(folder)
+    runs, sweeps, skipped = [], [], []
+    for path, fmt in study_files(folder):
         if fmt == RUN_FORMAT and _interrupted(path):
             skipped.append(path.name)
         elif fmt == RUN_FORMAT:
             runs.append(read_run(path))
-        elif fmt == BENCH_FORMAT:
-            sweeps.append(read_sweep(path))
         else:
-            raise StudyError(f"{path}: format {fmt!r} is not {RUN_FORMAT} or {BENCH_FORMAT}; remove it from the study folder")
+            sweeps.append(read_sweep(path))
     if not runs and not sweeps:
         raise StudyError(f"{folder}: no run files (.h5) in it; run `make strong`, `make weak` or `make allreduce-sweep` first")
     warnings = [f"skipped {len(skipped)} interrupted run(s) (a signal stopped them early): {', '.join(skipped)}"] if skipped else []

@@ -12,9 +12,9 @@
 //! Hosts are the shared-memory domains `MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)` finds; the
 //! leader of a host is its lowest rank. Across hosts the ring: when links are slow the
 //! bandwidth term dominates, and the ring's 2n(H-1)/H bytes per leader are the least any
-//! allreduce sends. Only one rank per host uses the network, so with R ranks per host the
-//! links carry 1/R of what a flat ring over all P ranks would put on them (a flat ring
-//! crosses a host boundary at every host's edge, with all P segments of n/P bytes).
+//! allreduce sends. Only one rank per host uses the network: each leader sends 2n(H-1)/H
+//! in 2(H-1) messages, where a flat ring over all P = HR ranks puts 2n(P-1)/P on every link
+//! between hosts in 2(P-1) messages (R times the latency terms).
 //!
 //! Cost (H hosts of R ranks, n bytes; a, b over the network, a', b' over shared memory):
 //! `2(H-1) a + 2n(H-1)/H b + n(H-1)/H g` across hosts plus `2 lg R (a' + n b') + n lg R g`
@@ -30,7 +30,7 @@ use mpi::traits::*;
 use mpi::raw::AsRaw;
 
 use super::exchange::Exchange;
-use super::registry::{Algorithm, Build, Builders, Cost};
+use super::registry::{Algorithm, Build, Builders};
 use super::ring::{self, Ring};
 use super::tree::{broadcast_from_root, reduce_to_root};
 use super::{Allreduce, Traffic};
@@ -44,12 +44,8 @@ pub const ALGORITHM: Algorithm = Algorithm::new(
      inside hosts of R ranks",
     Builders::of::<Hierarchical<f64>, Hierarchical<f32>>(),
 )
-.with_cost(cost);
-
-/// The network's part with one rank per host: the ring's over P hosts.
-fn cost(n: f64, p: usize) -> Cost {
-    ring::cost(n, p)
-}
+// The network's part with one rank per host: the ring's over P hosts.
+.with_cost(ring::cost);
 
 pub struct Hierarchical<F> {
     /// The host's partial sum, the leaders' ring's input.
